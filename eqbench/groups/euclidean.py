@@ -1,8 +1,10 @@
-"""Translations T(n) and the Euclidean groups SE(2), SE(3), E(3) = rotations (and reflections) with translations.
+"""Translations T(d) and the Euclidean groups SE(2), E(2), SE(3), E(3): ``x -> R x + t``.
 
 Translations are non-compact: eqbench draws them from ``N(0, sigma^2 I)`` (``sigma`` a
-constructor argument, default 1), the stated distribution for the non-compact part. The
-rotation part keeps its Haar measure. Points move as ``x -> R x + t``.
+constructor argument, default 1), the stated distribution for the non-compact part; the
+rotation part keeps its Haar measure. ``exp``/``log`` are the closed forms of SE(2)/SE(3)
+(e.g. Barfoot, "State Estimation for Robotics", sec. 7.1): ``exp(w, u) = (exp([w]), V(w) u)``
+with the left Jacobian ``V(w) = sum_k [w]^k / (k + 1)!``.
 """
 from __future__ import annotations
 
@@ -11,67 +13,94 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.groups.base import Group, Params
+from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
-from eqbench.groups.rotations2d import O2, SO2
-from eqbench.groups.rotations3d import O3, SO3, hat, so3_generators
+from eqbench.groups.reflections import O2, O3
+from eqbench.groups.rotations2d import SO2
+from eqbench.groups.rotations3d import SO3, hat, rotation_series
 from eqbench.groups.strategies import float_param
 
 
-def _translation_generators(dim: int) -> Tensor:
+def translation_generators(dim: int) -> Tensor:
+    """The ``dim`` unit translations as homogeneous ``(dim, dim + 1, dim + 1)`` matrices."""
     basis = torch.zeros(dim, dim + 1, dim + 1, dtype=torch.float64)
-    for i in range(dim):
-        basis[i, i, dim] = 1.0
+    basis[torch.arange(dim), torch.arange(dim), dim] = 1.0
     return basis
 
 
-class Translations(Group):
-    """T(n): ``x -> x + t`` with ``t ~ N(0, sigma^2 I)``; Lie algebra of the ``n`` unit translations."""
+class Translations(ComparedByValue, Group):
+    """T(d): ``x -> x + t`` with ``t ~ N(0, sigma^2 I)``; parameters ``{"translation": (n, d)}``.
+
+    Elements carry only a translation part, so T(d) combines with rotations or permutations in
+    a :class:`~eqbench.groups.product.DirectProduct`. The hypothesis strategy draws each
+    coordinate in ``[-3 sigma, 3 sigma]``.
+    """
 
     compact = False
 
     def __init__(self, dim: int = 3, sigma: float = 1.0) -> None:
         if dim < 1:
             raise ValueError(f"Translations needs dim >= 1, got {dim}")
-        if sigma <= 0:
+        if not sigma > 0:
             raise ValueError(f"Translations needs sigma > 0, got {sigma}")
         self.space_dim = int(dim)
         self.sigma = float(sigma)
-        self.name = f"T({dim})"
+        self.name = f"T({self.space_dim})"
 
     def sample_params(self, n: int, generator: torch.Generator, num_points: int | None = None) -> Params:
         return {"translation": self.sigma * torch.randn(n, self.space_dim, generator=generator, dtype=torch.float64)}
 
     def element(self, params: Params) -> Element:
-        t = params["translation"].to(torch.float64)
-        return Element(matrix=torch.eye(self.space_dim, dtype=torch.float64).expand(t.shape[0], -1, -1).clone(), translation=t)
+        return Element(translation=params["translation"].to(torch.float64))
 
-    def params_strategy(self, num_points: int | None = None):
-        bound = 3 * self.sigma
-        return st.lists(float_param(-bound, bound), min_size=self.space_dim, max_size=self.space_dim).map(
-            lambda t: {"translation": torch.tensor([t], dtype=torch.float64)}
-        )
+    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
+        coordinate = float_param(-3 * self.sigma, 3 * self.sigma)
+        return st.tuples(*[coordinate] * self.space_dim).map(lambda t: {"translation": torch.tensor([t], dtype=torch.float64)})
+
+    def identity(self, n: int = 1, num_points: int | None = None) -> Element:
+        return self.element({"translation": torch.zeros(n, self.space_dim, dtype=torch.float64)})
 
     @property
     def lie_algebra(self) -> Tensor:
-        return _translation_generators(self.space_dim)
+        return translation_generators(self.space_dim)
 
     def exp(self, coefficients: Tensor) -> Element:
         return self.element({"translation": coefficients})
 
     def log(self, g: Element) -> Tensor:
+        if g.translation is None:
+            return torch.zeros(g.batch_size, self.space_dim, dtype=torch.float64)
         return g.translation.to(torch.float64)
 
 
-class Euclidean(Group):
-    """A rotation group (SO(d) or O(d)) with translations: SE(2), SE(3), E(2), E(3).
+def left_jacobian(rotation_coefficients: Tensor, dim: int) -> Tensor:
+    """``V(w) = sum_k [w]^k / (k + 1)!`` as ``(B, d, d)`` (closed forms for d = 2 and 3).
+
+    d = 2: ``V = sin t / t I + (1 - cos t) / t J``; d = 3: ``V = I + (1 - cos t)/t^2 [w] + (t - sin t)/t^3 [w]^2``.
+    """
+    w = rotation_coefficients.to(torch.float64)
+    if dim == 2:
+        theta = w[:, 0]
+        a, b, _ = rotation_series(theta * theta)
+        b = b * theta
+        return torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)
+    _, b, c = rotation_series((w * w).sum(-1))
+    k = hat(w)
+    eye = torch.eye(3, dtype=torch.float64).expand_as(k)
+    return eye + b[:, None, None] * k + c[:, None, None] * (k @ k)
+
+
+class Euclidean(ComparedByValue, Group):
+    """A rotation group on R^d (SO(d) or O(d)) with translations: parameters the rotations' plus ``translation``.
 
     Lie algebra: the rotation generators followed by the ``d`` translation generators.
-    ``log`` uses the closed-form left Jacobian ``V`` of SE(2)/SE(3): ``t = V u`` for ``exp`` of ``(w, u)``.
     """
 
     compact = False
 
     def __init__(self, rotations: Group, name: str, sigma: float = 1.0) -> None:
+        if rotations.space_dim not in (2, 3):
+            raise ValueError(f"Euclidean groups are defined on R^2 and R^3, not on R^{rotations.space_dim}")
         self.rotations = rotations
         self.translations = Translations(rotations.space_dim, sigma)
         self.space_dim = rotations.space_dim
@@ -84,66 +113,55 @@ class Euclidean(Group):
         rotation = self.rotations.element({k: v for k, v in params.items() if k != "translation"})
         return rotation.with_parts(translation=params["translation"].to(torch.float64))
 
-    def params_strategy(self, num_points: int | None = None):
-        return st.builds(lambda r, t: {**r, **t}, self.rotations.params_strategy(), self.translations.params_strategy())
+    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
+        return st.tuples(self.rotations.params_strategy(), self.translations.params_strategy()).map(lambda v: {**v[0], **v[1]})
+
+    def identity(self, n: int = 1, num_points: int | None = None) -> Element:
+        return self.rotations.identity(n).with_parts(translation=torch.zeros(n, self.space_dim, dtype=torch.float64))
 
     @property
     def lie_algebra(self) -> Tensor:
-        rot = self.rotations.lie_algebra
-        return torch.cat([rot, _translation_generators(self.space_dim)])
+        return torch.cat([self.rotations.lie_algebra, translation_generators(self.space_dim)])
+
+    def _split(self, coefficients: Tensor) -> tuple[Tensor, Tensor]:
+        k = self.rotations.lie_algebra.shape[0]
+        return coefficients[:, :k].to(torch.float64), coefficients[:, k:].to(torch.float64)
 
     def exp(self, coefficients: Tensor) -> Element:
-        k = self.rotations.lie_algebra.shape[0]
-        rotation = self.rotations.exp(coefficients[:, :k]).matrix
-        jacobian = _left_jacobian(coefficients[:, :k].to(torch.float64), self.space_dim)
-        translation = torch.einsum("bij,bj->bi", jacobian, coefficients[:, k:].to(torch.float64))
-        return Element(matrix=rotation, translation=translation)
+        w, u = self._split(coefficients)
+        translation = torch.einsum("bij,bj->bi", left_jacobian(w, self.space_dim), u)
+        return self.rotations.exp(w).with_parts(translation=translation)
 
     def log(self, g: Element) -> Tensor:
-        rotation_coefficients = self.rotations.log(g)
-        jacobian = _left_jacobian(rotation_coefficients, self.space_dim)
-        t = g.translation if g.translation is not None else torch.zeros(g.batch_size, self.space_dim, dtype=torch.float64)
-        u = torch.linalg.solve(jacobian, t.to(torch.float64))
-        return torch.cat([rotation_coefficients, u], dim=-1)
+        """``(w, V(w)^-1 t)`` with ``w = log R`` (rotation angle below pi, where ``V`` is invertible)."""
+        w = self.rotations.log(g)
+        t = self.translations.log(g)
+        return torch.cat([w, torch.linalg.solve(left_jacobian(w, self.space_dim), t)], dim=-1)
 
 
-def _left_jacobian(rotation_coefficients: Tensor, dim: int) -> Tensor:
-    """``V = sum_k K^k / (k+1)!`` for the rotation generator ``K`` (closed forms for d = 2, 3)."""
-    if dim == 2:
-        theta = rotation_coefficients[:, 0]
-        small = theta.abs() < 1e-6
-        safe = torch.where(small, torch.ones_like(theta), theta)
-        a = torch.where(small, 1 - theta**2 / 6, torch.sin(safe) / safe)
-        b = torch.where(small, theta / 2, (1 - torch.cos(safe)) / safe)
-        return torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)
-    theta = rotation_coefficients.norm(dim=-1)[:, None, None]
-    small = theta < 1e-6
-    safe = torch.where(small, torch.ones_like(theta), theta)
-    b = torch.where(small, 0.5 - theta**2 / 24, (1 - torch.cos(safe)) / safe**2)
-    c = torch.where(small, 1 / 6 - theta**2 / 120, (safe - torch.sin(safe)) / safe**3)
-    k = hat(rotation_coefficients)
-    eye = torch.eye(3, dtype=torch.float64).expand_as(k)
-    return eye + b * k + c * (k @ k)
+class SE2(Euclidean):
+    """SE(2): rotations and translations of the plane; parameters ``angle``, ``translation``."""
+
+    def __init__(self, sigma: float = 1.0) -> None:
+        super().__init__(SO2(), "SE(2)", sigma)
 
 
-def SE2(sigma: float = 1.0) -> Euclidean:
-    """SE(2): rotations and translations of the plane."""
-    return Euclidean(SO2(), "SE(2)", sigma)
+class E2(Euclidean):
+    """E(2): rotations, reflections and translations of the plane; parameters ``angle``, ``reflect``, ``translation``."""
+
+    def __init__(self, sigma: float = 1.0) -> None:
+        super().__init__(O2(), "E(2)", sigma)
 
 
-def E2(sigma: float = 1.0) -> Euclidean:
-    """E(2): rotations, reflections and translations of the plane."""
-    return Euclidean(O2(), "E(2)", sigma)
+class SE3(Euclidean):
+    """SE(3): rotations and translations of space; parameters ``quaternion``, ``translation``."""
+
+    def __init__(self, sigma: float = 1.0) -> None:
+        super().__init__(SO3(), "SE(3)", sigma)
 
 
-def SE3(sigma: float = 1.0) -> Euclidean:
-    """SE(3): rotations and translations of space."""
-    return Euclidean(SO3(), "SE(3)", sigma)
+class E3(Euclidean):
+    """E(3): rotations, the inversion and translations of space; parameters ``quaternion``, ``reflect``, ``translation``."""
 
-
-def E3(sigma: float = 1.0) -> Euclidean:
-    """E(3): rotations, the inversion and translations of space."""
-    return Euclidean(O3(), "E(3)", sigma)
-
-
-__all__ = ["Translations", "Euclidean", "SE2", "E2", "SE3", "E3", "so3_generators"]
+    def __init__(self, sigma: float = 1.0) -> None:
+        super().__init__(O3(), "E(3)", sigma)

@@ -1,86 +1,75 @@
-"""The symmetric group S_n acting on the point / node axis, and the trivial group.
+"""The symmetric group S_N acting on the point / node axis.
 
 A permutation ``p`` re-indexes the point axis as ``(g.X)_i = X_{p[i]}``. Haar (uniform)
-sampling: ``argsort`` of i.i.d. uniform keys gives each of the ``N!`` orderings with equal
-probability. The hypothesis strategy shrinks towards the identity ordering.
+sampling: the ``argsort`` of ``N`` i.i.d. uniform keys is each of the ``N!`` orderings with
+equal probability. The hypothesis strategy (``st.permutations``) shrinks towards the identity.
 """
 from __future__ import annotations
 
 import math
+from itertools import permutations
 
 import torch
 from hypothesis import strategies as st
 
 from eqbench.groups.base import Group, Params
+from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
 
-MAX_ENUMERATED = 5040  # 7!: beyond this an exhaustive check over S_n is not a check anyone wants
+#: 7!: the largest S_N that ``elements()`` enumerates.
+MAX_ENUMERATED = 5040
 
 
-class Symmetric(Group):
-    """S_n on the point axis. ``Symmetric()`` takes ``n`` from the data; ``Symmetric(n)`` pins it."""
+class Symmetric(ComparedByValue, Group):
+    """S_N on the point axis; parameters ``{"permutation": (n, N) int64}``.
+
+    ``Symmetric()`` ("S_n") takes ``N`` from the data (``num_points``); ``Symmetric(N)`` ("S_N") pins it.
+    """
 
     permutes_points = True
 
     def __init__(self, n: int | None = None) -> None:
         if n is not None and n < 1:
             raise ValueError(f"Symmetric group needs n >= 1, got {n}")
-        self.n = n
+        self.n = None if n is None else int(n)
         self.name = "S_n" if n is None else f"S_{n}"
 
-    def _size(self, num_points: int | None) -> int:
+    def size(self, num_points: int | None) -> int:
+        """The size ``N`` of the permuted axis: ``num_points`` (checked against a pinned ``n``) or the pinned ``n``."""
         size = num_points if num_points is not None else self.n
         if size is None:
             raise ValueError(f"{self.name} permutes points: pass num_points (the size of the point axis)")
         if self.n is not None and size != self.n:
             raise ValueError(f"{self.name} acts on {self.n} points but the data has {size}")
+        if size < 1:
+            raise ValueError(f"{self.name} needs num_points >= 1, got {size}")
         return size
 
     def sample_params(self, n: int, generator: torch.Generator, num_points: int | None = None) -> Params:
-        keys = torch.rand(n, self._size(num_points), generator=generator)
+        keys = torch.rand(n, self.size(num_points), generator=generator, dtype=torch.float64)
         return {"permutation": torch.argsort(keys, dim=1)}
 
     def element(self, params: Params) -> Element:
         return Element(permutation=params["permutation"].to(torch.long))
 
-    def params_strategy(self, num_points: int | None = None):
-        size = self._size(num_points)
-        return st.permutations(list(range(size))).map(lambda p: {"permutation": torch.tensor([p], dtype=torch.long)})
-
-    def order(self, num_points: int | None = None) -> int | None:
-        size = num_points if num_points is not None else self.n
-        return None if size is None else math.factorial(size)
-
-    def elements(self, num_points: int | None = None) -> Element:
-        size = self._size(num_points)
-        if math.factorial(size) > MAX_ENUMERATED:
-            raise ValueError(f"{self.name} on {size} points has {math.factorial(size)} elements; enumeration stops at {MAX_ENUMERATED}")
-        from itertools import permutations
-
-        return self.element({"permutation": torch.tensor(list(permutations(range(size))), dtype=torch.long)})
-
-
-class Trivial(Group):
-    """The trivial group {e}: every model is invariant to it (a baseline for LieConv and the registry)."""
-
-    name = "trivial"
-
-    def sample_params(self, n: int, generator: torch.Generator, num_points: int | None = None) -> Params:
-        return {}
-
-    def element(self, params: Params) -> Element:
-        return Element()
+    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
+        size = self.size(num_points)
+        return st.permutations(range(size)).map(lambda p: {"permutation": torch.tensor([p], dtype=torch.long)})
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
-        """The identity has no parts; an Element without parts acts as the identity on any batch."""
-        return Element()
+        return Element(permutation=torch.arange(self.size(num_points)).expand(n, -1).clone())
 
-    def params_strategy(self, num_points: int | None = None):
-        return st.just({})
-
-    def order(self, num_points: int | None = None) -> int:
-        return 1
+    def order(self, num_points: int | None = None) -> int | None:
+        """``N!``, or ``None`` while ``N`` is unknown."""
+        if num_points is None and self.n is None:
+            return None
+        return math.factorial(self.size(num_points))
 
     def elements(self, num_points: int | None = None) -> Element:
-        return Element()
-
+        """All ``N!`` permutations in lexicographic order (identity first), for ``N! <= 5040``."""
+        size = self.size(num_points)
+        if math.factorial(size) > MAX_ENUMERATED:
+            raise ValueError(
+                f"{self.name} on {size} points has {math.factorial(size)} elements; elements() enumerates at most {MAX_ENUMERATED} (7!)"
+            )
+        return self.element({"permutation": torch.tensor(list(permutations(range(size))), dtype=torch.long)})

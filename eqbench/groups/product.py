@@ -1,11 +1,16 @@
 """Direct products of groups acting on different parts of the data (e.g. SE(3) x S_n).
 
-Parameters of factor ``i`` are stored under ``"i.<key>"``; elements are merged part by part
-(:meth:`Element.merge`), so the factors must act through different parts (matrix and
-translation of one factor, permutation of another). Sampling is the product of the
-factors' measures. The Lie algebra is that of the single continuous factor (the others are
-discrete and contribute no generators); ``exp`` returns elements of that factor, which act
-as the identity on the other parts.
+Parameters of factor ``i`` are stored under ``"i.<key>"`` (``"0.quaternion"``,
+``"1.permutation"``); elements are merged part by part (:meth:`Element.merge`), so the factors
+must act through different parts (say rotations and translations of one factor, the
+permutation of another). Sampling is the product of the factors' measures.
+
+Lie structure: the generators are those of the continuous factors (finite and permutation
+factors contribute none). With one continuous factor, ``exp`` and ``log`` are that factor's:
+``exp`` returns elements that act as the identity on the other factors' parts (they carry no
+permutation part), and ``log`` reads only that factor's parts. With several continuous factors
+(e.g. SO(3) x T(3)), ``exp`` is the matrix exponential of the combined generators and ``log``
+is not defined.
 """
 from __future__ import annotations
 
@@ -16,26 +21,41 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.groups.base import Group, Params
+from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
 
+PARTS = ("matrix", "translation", "permutation")
 
-class DirectProduct(Group):
-    """``G_1 x G_2 x ...``; nested products are flattened."""
+
+class DirectProduct(ComparedByValue, Group):
+    """``G_1 x G_2 x ...`` (also ``G * H``); nested products are flattened, the name is ``"G_1xG_2"``."""
 
     def __init__(self, *factors: Group) -> None:
         flat: list[Group] = []
         for factor in factors:
+            if not isinstance(factor, Group):
+                raise TypeError(f"DirectProduct factors must be groups, got {factor!r}")
             flat.extend(factor.factors if isinstance(factor, DirectProduct) else [factor])
         if len(flat) < 2:
-            raise ValueError("DirectProduct needs at least two factors")
+            raise ValueError(f"DirectProduct needs at least two factors, got {len(flat)}")
         dims = {f.space_dim for f in flat if f.space_dim is not None}
         if len(dims) > 1:
-            raise ValueError(f"factors act on spaces of different dimension: {sorted(dims)}")
+            raise ValueError(f"direct product factors act on spaces of different dimension: {sorted(dims)}")
+        _check_disjoint_parts(flat)
         self.factors = tuple(flat)
         self.space_dim = dims.pop() if dims else None
         self.permutes_points = any(f.permutes_points for f in flat)
         self.compact = all(f.compact for f in flat)
         self.name = "x".join(f.name for f in flat)
+
+    def _split(self, params: Params) -> list[Params]:
+        parts: list[Params] = [{} for _ in self.factors]
+        for key, value in params.items():
+            index, dot, name = key.partition(".")
+            if not dot or not index.isdigit() or int(index) >= len(self.factors):
+                raise ValueError(f"{self.name}: parameter {key!r} is not of the form '<factor index>.<name>'")
+            parts[int(index)][name] = value
+        return parts
 
     def sample_params(self, n: int, generator: torch.Generator, num_points: int | None = None) -> Params:
         params: Params = {}
@@ -43,17 +63,10 @@ class DirectProduct(Group):
             params.update({f"{i}.{k}": v for k, v in factor.sample_params(n, generator, num_points).items()})
         return params
 
-    def _split(self, params: Params) -> list[Params]:
-        parts: list[Params] = [{} for _ in self.factors]
-        for key, value in params.items():
-            index, _, name = key.partition(".")
-            parts[int(index)][name] = value
-        return parts
-
     def element(self, params: Params) -> Element:
         return Element.merge([f.element(p) for f, p in zip(self.factors, self._split(params))])
 
-    def params_strategy(self, num_points: int | None = None):
+    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
         def merge(values: tuple[Params, ...]) -> Params:
             return {f"{i}.{k}": v for i, p in enumerate(values) for k, v in p.items()}
 
@@ -62,45 +75,64 @@ class DirectProduct(Group):
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
         return Element.merge([f.identity(n, num_points) for f in self.factors])
 
-    def _lie_factor(self) -> Group | None:
-        lie = [f for f in self.factors if f.is_lie]
-        if len(lie) > 1:
-            raise NotImplementedError(f"{self.name}: exp/log are defined for products with one continuous factor")
-        return lie[0] if lie else None
+    # ------------------------------------------------------------------ Lie
+    def _lie_factors(self) -> list[Group]:
+        return [f for f in self.factors if f.is_lie]
 
     @property
     def lie_algebra(self) -> Tensor | None:
-        factor = self._lie_factor()
-        return None if factor is None else factor.lie_algebra
+        algebras = [f.lie_algebra for f in self._lie_factors()]
+        return torch.cat(algebras) if algebras else None
 
     def exp(self, coefficients: Tensor) -> Element:
-        factor = self._lie_factor()
-        if factor is None:
+        lie = self._lie_factors()
+        if not lie:
             raise NotImplementedError(f"{self.name} has no continuous factor")
-        return factor.exp(coefficients)
+        return lie[0].exp(coefficients) if len(lie) == 1 else super().exp(coefficients)
 
     def log(self, g: Element) -> Tensor:
-        factor = self._lie_factor()
-        if factor is None:
-            raise NotImplementedError(f"{self.name} has no continuous factor")
-        return factor.log(g)
+        lie = self._lie_factors()
+        if len(lie) != 1:
+            raise NotImplementedError(f"{self.name}: log is defined for products with exactly one continuous factor")
+        return lie[0].log(g)
 
+    # --------------------------------------------------------------- finite
     def order(self, num_points: int | None = None) -> int | None:
         orders = [f.order(num_points) for f in self.factors]
         return None if any(o is None for o in orders) else math.prod(orders)
 
     def elements(self, num_points: int | None = None) -> Element:
+        """Every pair (tuple) of factor elements, the last factor varying fastest."""
         enumerated = [f.elements(num_points) for f in self.factors]
         sizes = [e.batch_size if _has_parts(e) else 1 for e in enumerated]
-        combined = []
-        for i, element in enumerate(enumerated):
-            if not _has_parts(element):
-                continue
-            inner = math.prod(sizes[i + 1 :])
-            outer = math.prod(sizes[:i])
-            combined.append(element.repeat_interleave(inner).repeat(outer))
+        combined = [
+            e.repeat_interleave(math.prod(sizes[i + 1 :])).repeat(math.prod(sizes[:i]))
+            for i, e in enumerate(enumerated)
+            if _has_parts(e)
+        ]
         return Element.merge(combined)
 
 
 def _has_parts(element: Element) -> bool:
-    return any(p is not None for p in (element.matrix, element.translation, element.permutation))
+    return any(getattr(element, part) is not None for part in PARTS)
+
+
+def _parts(group: Group) -> set[str]:
+    """The parts through which ``group`` acts (read off its identity; a permuting group is taken to permute only)."""
+    parts = {"permutation"} if group.permutes_points else set()
+    if group.space_dim is not None and not group.permutes_points:
+        probe = group.identity(1)
+        parts |= {part for part in ("matrix", "translation") if getattr(probe, part) is not None}
+    return parts
+
+
+def _check_disjoint_parts(factors: list[Group]) -> None:
+    owner: dict[str, Group] = {}
+    for factor in factors:
+        for part in _parts(factor):
+            if part in owner:
+                raise ValueError(
+                    f"{owner[part].name} and {factor.name} both act through the {part} part; a direct product needs "
+                    "factors acting on different parts (e.g. SO(3) x T(3) x S_n; use SE(3) for rotations with translations)"
+                )
+            owner[part] = factor

@@ -1,9 +1,11 @@
-"""Rotations of space: SO(3) and O(3).
+"""The rotation group SO(3) of R^3, parameterised by unit quaternions.
 
-Haar sampling of SO(3): a standard Gaussian 4-vector normalised to a unit quaternion is
-uniform on S^3, and the double cover S^3 -> SO(3) pushes that to the Haar measure
-(Shoemake 1992). The rotation angle ``t`` of a Haar rotation then has density
-``(1 - cos t) / pi`` on ``[0, pi]``. O(3) = SO(3) x {I, -I}, the inversion drawn with probability 1/2.
+Haar sampling: a standard Gaussian 4-vector normalised to unit length is uniform on S^3,
+and the double cover S^3 -> SO(3) pushes that forward to the Haar measure (Shoemake 1992,
+"Uniform random rotations"). The rotation angle ``t`` of a Haar rotation has density
+``(1 - cos t) / pi`` on ``[0, pi]`` and its axis is uniform on S^2.
+
+Quaternions are stored scalar first, ``q = (w, x, y, z)``; ``q`` and ``-q`` are the same rotation.
 """
 from __future__ import annotations
 
@@ -12,14 +14,18 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.groups.base import Group, Params
+from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
-from eqbench.groups.strategies import batch1, float_param
+from eqbench.groups.strategies import float_param
 
-_SMALL_ANGLE = 1e-6
+#: Below this squared angle ``exp`` and the SE(3) Jacobian use Taylor series (smooth at 0, so jvp works there).
+SMALL_ANGLE_SQUARED = 1e-8
+#: Quaternions shorter than this before normalisation are rejected by the hypothesis strategy.
+MIN_QUATERNION_NORM = 0.1
 
 
 def so3_generators() -> Tensor:
-    """``L_x, L_y, L_z`` as ``(3, 3, 3)`` float64: ``(L_i)_{jk} = -epsilon_{ijk}``, so ``L_i v = e_i x v``."""
+    """``L_x, L_y, L_z`` as ``(3, 3, 3)`` float64 with ``(L_i)_{jk} = -epsilon_{ijk}``, so ``L_i v = e_i x v``."""
     basis = torch.zeros(3, 3, 3, dtype=torch.float64)
     for i, (j, k) in enumerate(((1, 2), (2, 0), (0, 1))):
         basis[i, k, j] = 1.0
@@ -28,12 +34,17 @@ def so3_generators() -> Tensor:
 
 
 def hat(omega: Tensor) -> Tensor:
-    """The skew matrix ``[omega]_x`` of shape ``(B, 3, 3)``."""
+    """The skew matrix ``[omega]_x = sum_i omega_i L_i`` of shape ``(B, 3, 3)``."""
     return torch.einsum("bi,ijk->bjk", omega, so3_generators().to(omega))
 
 
+def vee(skew: Tensor) -> Tensor:
+    """The vector ``omega`` of the antisymmetric part of ``(B, 3, 3)`` matrices: ``vee([omega]_x) = omega``."""
+    return torch.stack([skew[:, 2, 1] - skew[:, 1, 2], skew[:, 0, 2] - skew[:, 2, 0], skew[:, 1, 0] - skew[:, 0, 1]], -1) / 2
+
+
 def quaternion_to_matrix(q: Tensor) -> Tensor:
-    """Unit quaternions ``(w, x, y, z)`` of shape ``(B, 4)`` (normalised here) to ``(B, 3, 3)`` rotations."""
+    """Quaternions ``(w, x, y, z)`` of shape ``(B, 4)`` (normalised here) to rotations ``(B, 3, 3)``."""
     q = q.to(torch.float64)
     w, x, y, z = (q / q.norm(dim=-1, keepdim=True)).unbind(-1)
     return torch.stack(
@@ -46,64 +57,79 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     )
 
 
+def rotation_series(theta_squared: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(sin t / t, (1 - cos t) / t^2, (t - sin t) / t^3)`` from ``t^2``, Taylor series near 0.
+
+    Computed from ``t^2`` so that they stay differentiable at ``t = 0`` (``|omega|`` is not).
+    """
+    small = theta_squared < SMALL_ANGLE_SQUARED
+    t2 = torch.where(small, torch.ones_like(theta_squared), theta_squared)
+    t = torch.sqrt(t2)
+    sin_t, cos_t = torch.sin(t), torch.cos(t)
+    a = torch.where(small, 1 - theta_squared / 6, sin_t / t)
+    b = torch.where(small, 0.5 - theta_squared / 24, (1 - cos_t) / t2)
+    c = torch.where(small, 1 / 6 - theta_squared / 120, (t - sin_t) / (t2 * t))
+    return a, b, c
+
+
 def so3_exp(omega: Tensor) -> Tensor:
-    """Rodrigues: ``exp([w]_x) = I + sin t/t [w]_x + (1 - cos t)/t^2 [w]_x^2`` with ``t = |w|``."""
+    """Rodrigues' formula ``exp([w]_x) = I + sin t / t [w]_x + (1 - cos t) / t^2 [w]_x^2``, ``t = |w|``."""
     omega = omega.to(torch.float64)
-    theta = omega.norm(dim=-1)[:, None, None]
-    small = theta < _SMALL_ANGLE
-    safe = torch.where(small, torch.ones_like(theta), theta)
-    a = torch.where(small, 1 - theta**2 / 6, torch.sin(safe) / safe)
-    b = torch.where(small, 0.5 - theta**2 / 24, (1 - torch.cos(safe)) / safe**2)
+    a, b, _ = rotation_series((omega * omega).sum(-1))
     k = hat(omega)
     eye = torch.eye(3, dtype=torch.float64).expand_as(k)
-    return eye + a * k + b * (k @ k)
+    return eye + a[:, None, None] * k + b[:, None, None] * (k @ k)
 
 
 def so3_log(rotation: Tensor) -> Tensor:
-    """Axis-angle vector ``w`` (``|w|`` in ``[0, pi]``) with ``so3_exp(w) == rotation``.
+    """The axis-angle vector ``w`` (``|w|`` in ``[0, pi]``) with ``so3_exp(w) == rotation``.
 
-    Uses the antisymmetric part away from ``t = pi`` and the symmetric part ``(R + R^T)/2 - cos t I = (1 - cos t) u u^T`` near it.
+    With ``R = cos t I + sin t [u]_x + (1 - cos t) u u^T``: ``t = atan2(|vee(R)|, (tr R - 1) / 2)``
+    (accurate at every angle). For ``t <= pi / 2`` ``w = t / sin t * vee(R)``; beyond, where
+    ``sin t`` vanishes, ``u`` comes from the symmetric part ``(R + R^T) / 2 - cos t I = (1 - cos t) u u^T``
+    (its largest column) with the sign of ``vee(R) = sin t u``.
     """
     r = rotation.to(torch.float64)
-    cos = ((r.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
-    theta = torch.acos(cos)
-    skew = torch.stack([r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]], -1) / 2
-    sin = torch.sin(theta)
-    small = theta < _SMALL_ANGLE
-    factor = torch.where(small, 1 + theta**2 / 6, theta / torch.where(small, torch.ones_like(sin), sin))
-    omega = skew * factor[:, None]
-    near_pi = theta > 3.0
-    if near_pi.any():
-        rn = r[near_pi]
-        eye = torch.eye(3, dtype=torch.float64)
-        sym = (rn + rn.transpose(-1, -2)) / 2 - cos[near_pi, None, None] * eye  # = (1 - cos t) u u^T exactly
-        column = sym.diagonal(dim1=-2, dim2=-1).argmax(-1)
-        u = sym[torch.arange(sym.shape[0]), :, column]
-        u = u / u.norm(dim=-1, keepdim=True)
-        sign = torch.sign((u * skew[near_pi]).sum(-1))
-        u = u * torch.where(sign == 0, torch.ones_like(sign), sign)[:, None]
-        omega[near_pi] = u * theta[near_pi, None]
-    return omega
+    skew = vee(r)
+    sin = skew.norm(dim=-1)
+    cos = (r.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+    theta = torch.atan2(sin, cos)
+    small = theta < 1e-4
+    ratio = torch.where(small, 1 + theta**2 / 6, theta / torch.where(small, torch.ones_like(sin), sin))
+    near_axis = skew * ratio[:, None]
+
+    eye = torch.eye(3, dtype=torch.float64)
+    outer = (r + r.transpose(-1, -2)) / 2 - cos[:, None, None] * eye
+    column = outer.diagonal(dim1=-2, dim2=-1).argmax(-1)
+    u = outer[torch.arange(r.shape[0]), :, column]
+    u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+    sign = torch.where((u * skew).sum(-1) < 0, -1.0, 1.0).to(torch.float64)
+    near_pi = u * (sign * theta)[:, None]
+    return torch.where((cos < 0)[:, None], near_pi, near_axis)
 
 
 def haar_quaternion(n: int, generator: torch.Generator) -> Tensor:
+    """``n`` unit quaternions uniform on S^3 (normalised standard Gaussians)."""
     q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
     return q / q.norm(dim=-1, keepdim=True)
 
 
-def _quaternion_strategy():
-    """Four floats in [-1, 1]; (1, 0, 0, 0) is the identity and (0, 0, 0, 0) also maps to it."""
+def quaternion_strategy() -> st.SearchStrategy[Tensor]:
+    """A ``(1, 4)`` unit quaternion from four floats in [-1, 1] (norm < 0.1 rejected, then normalised).
 
-    def build(w: float, x: float, y: float, z: float) -> Tensor:
-        q = torch.tensor([[1.0 - w, x, y, z]], dtype=torch.float64)
-        return q if q.norm() > 1e-3 else torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
-
+    The scalar part is drawn as ``1 - s`` with ``s`` in [0, 2], so every float shrinking to 0
+    gives ``(1, 0, 0, 0)``: the identity rotation.
+    """
     c = float_param(-1.0, 1.0)
-    return st.builds(build, float_param(0.0, 2.0), c, c, c)
+    raw = st.tuples(float_param(0.0, 2.0), c, c, c).map(lambda v: torch.tensor([[1.0 - v[0], v[1], v[2], v[3]]], dtype=torch.float64))
+    return raw.filter(lambda q: float(q.norm()) >= MIN_QUATERNION_NORM).map(lambda q: q / q.norm())
 
 
-class SO3(Group):
-    """Rotations of R^3; Lie algebra spanned by ``L_x, L_y, L_z``."""
+class SO3(ComparedByValue, Group):
+    """Rotations of R^3; parameters ``{"quaternion": (n, 4)}``; Lie algebra ``L_x, L_y, L_z``.
+
+    ``exp`` is Rodrigues' formula and ``log`` the axis-angle map (closed forms).
+    """
 
     name = "SO(3)"
     space_dim = 3
@@ -114,8 +140,8 @@ class SO3(Group):
     def element(self, params: Params) -> Element:
         return Element(matrix=quaternion_to_matrix(params["quaternion"]))
 
-    def params_strategy(self, num_points: int | None = None):
-        return _quaternion_strategy().map(lambda q: {"quaternion": q})
+    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
+        return quaternion_strategy().map(lambda q: {"quaternion": q})
 
     @property
     def lie_algebra(self) -> Tensor:
@@ -124,36 +150,7 @@ class SO3(Group):
         return out
 
     def exp(self, coefficients: Tensor) -> Element:
-        return Element(matrix=so3_exp(coefficients), translation=torch.zeros(coefficients.shape[0], 3, dtype=torch.float64))
+        return Element(matrix=so3_exp(coefficients))
 
     def log(self, g: Element) -> Tensor:
         return so3_log(g.linear(3))
-
-
-class O3(SO3):
-    """Rotations and the inversion ``-I`` of R^3 (parity drawn with probability 1/2).
-
-    Its Lie algebra is SO(3)'s; ``log`` is defined on the identity component only.
-    """
-
-    name = "O(3)"
-
-    def sample_params(self, n: int, generator: torch.Generator, num_points: int | None = None) -> Params:
-        params = super().sample_params(n, generator)
-        params["reflect"] = (torch.rand(n, generator=generator) < 0.5).long()
-        return params
-
-    def element(self, params: Params) -> Element:
-        rot = quaternion_to_matrix(params["quaternion"])
-        sign = 1 - 2 * params["reflect"].to(torch.float64)
-        return Element(matrix=rot * sign[:, None, None])
-
-    def params_strategy(self, num_points: int | None = None):
-        return st.builds(
-            lambda q, r: {"quaternion": q, "reflect": batch1(r, torch.long)}, _quaternion_strategy(), st.integers(0, 1)
-        )
-
-    def log(self, g: Element) -> Tensor:
-        if (g.determinant() < 0).any():
-            raise ValueError("O(3).log is defined on rotations only; this element contains the inversion -I")
-        return super().log(g)

@@ -1,6 +1,8 @@
 """Small helpers shared by the groups' hypothesis strategies (floats that shrink towards 0)."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from hypothesis import strategies as st
 from torch import Tensor
@@ -11,6 +13,11 @@ def float_param(low: float, high: float) -> st.SearchStrategy[float]:
     return st.floats(min_value=low, max_value=high, allow_nan=False, allow_infinity=False)
 
 
-def batch1(value, dtype: torch.dtype = torch.float64) -> Tensor:
-    """One parameter as a batch-1 tensor."""
+def batch1(value: Any, dtype: torch.dtype = torch.float64) -> Tensor:
+    """One parameter (a number or a list of numbers) as a batch-1 tensor."""
     return torch.tensor([value], dtype=dtype)
+
+
+def bernoulli(n: int, generator: torch.Generator) -> Tensor:
+    """``n`` fair coin flips in {0, 1} as int64 (the Haar measure on a two-element group)."""
+    return torch.randint(0, 2, (n,), generator=generator)

@@ -1,0 +1,209 @@
+"""The batched evaluation at the heart of every check.
+
+A *case batch* is ``B`` inputs ``x`` (float64) and ``R`` group elements ``g_r``, element
+``r`` acting on input ``owner[r]``. It is evaluated in one stacked forward pass:
+
+1. the stacked float64 batch ``[x_0 .. x_{B-1}; g_0.x_{owner[0]} .. g_{R-1}.x_{owner[R-1]}]``
+   is built by ONE ``in_action.apply`` with identity elements in front (the identity acts
+   exactly, so the first ``B`` rows are the inputs themselves);
+2. it is cast to the checked dtype and passed through the model once (split into chunks
+   only beyond :data:`CHUNK_VALUES` input numbers);
+3. the outputs are cast to float64; ``g.f(x)`` is ``out_action.apply`` on the float64
+   outputs of the first ``B`` rows, and the errors are taken in float64
+   (:mod:`eqbench.check.metrics`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+from hypothesis import strategies as st
+from torch import Tensor
+
+from eqbench.actions.base import Action, DataError
+from eqbench.actions.composite import Composite
+from eqbench.check.forward import Float64Model, ModelFailure, evaluate
+from eqbench.check.metrics import ErrorTable, error_table
+from eqbench.groups.base import Group, Params
+from eqbench.groups.element import Element
+from eqbench.inputs.base import InputGenerator, InputStructure
+
+#: Largest number of input values (over all leaves) in one forward pass before chunking.
+CHUNK_VALUES = 2**25
+
+
+@dataclass
+class CheckSetup:
+    """What stays fixed during one check: the model (and its float64 twin), group, actions, dtype."""
+
+    model: Callable[..., Any]
+    group: Group | None
+    in_action: Action
+    out_action: Action
+    dtype: torch.dtype = torch.float32
+    device: torch.device | str = "cpu"
+    #: Why the float64 twin failed, once it has (then it is not tried again).
+    float64_problem: str = ""
+    float64_model: Float64Model = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.float64_model = Float64Model(self.model)
+
+    def to_model(self, x64: Any, dtype: torch.dtype) -> Any:
+        """Floating tensors of ``x64`` cast to ``dtype`` and moved to the device."""
+        return self.in_action.map_tensors(
+            x64, lambda t: t.to(device=self.device, dtype=dtype if t.is_floating_point() else t.dtype)
+        )
+
+
+@dataclass
+class CaseEvaluation:
+    """The outcome of one case batch: the error table plus what the noise floor needs."""
+
+    table: ErrorTable
+    stacked: Any  # float64 inputs, B input rows then R transformed rows
+    outputs: Any  # model outputs of all B + R rows, cast to float64 on the CPU
+    base_rows: int
+
+
+def identity_like(g: Element, n: int) -> Element:
+    """``n`` identity elements with the same parts as ``g`` (so that they concatenate)."""
+    parts: dict[str, Tensor] = {}
+    if g.matrix is not None:
+        d = g.matrix.shape[-1]
+        parts["matrix"] = torch.eye(d, dtype=g.matrix.dtype).expand(n, d, d)
+    if g.translation is not None:
+        parts["translation"] = torch.zeros(n, g.translation.shape[-1], dtype=g.translation.dtype)
+    if g.permutation is not None:
+        parts["permutation"] = torch.arange(g.permutation.shape[1]).expand(n, -1)
+    return Element(**parts)
+
+
+def stack_transformed(in_action: Action, x64: Any, g: Element, owner: Tensor) -> Any:
+    """``[x; g.x[owner]]`` as one float64 value (see the module docstring, step 1)."""
+    n = in_action.batch_size(x64)
+    rows = torch.cat([torch.arange(n), owner])
+    return in_action.apply(Element.cat([identity_like(g, n), g]), in_action.index(x64, rows))
+
+
+def concat_values(action: Action, values: list[Any]) -> Any:
+    """Concatenate values of one action along the batch axis (leaf by leaf).
+
+    Relies on ``map_tensors`` visiting the tensors in the order of ``leaves`` (as every
+    eqbench action does: both walk the fields in their declared order).
+    """
+    if len(values) == 1:
+        return values[0]
+    per_leaf = zip(*(action.leaves(value) for value in values))
+    joined: Iterator[Tensor] = iter([torch.cat([leaf.tensor for leaf in leaves]) for leaves in per_leaf])
+    return action.map_tensors(values[0], lambda _: next(joined))
+
+
+def forward(model: Callable[..., Any], setup: CheckSetup, x: Any, dtype: torch.dtype) -> Any:
+    """The checked model output on the float64 value ``x`` in ``dtype``, as float64 on the CPU.
+
+    ``model`` is the model or its float64 twin; chunks of at most :data:`CHUNK_VALUES`
+    input numbers. Raises :class:`~eqbench.check.forward.ModelFailure`.
+    """
+    rows = setup.in_action.batch_size(x)
+    per_row = max(1, sum(leaf.tensor[0].numel() for leaf in setup.in_action.leaves(x)))
+    chunk = max(1, CHUNK_VALUES // per_row)
+    outputs = []
+    for start in range(0, rows, chunk):
+        part = x if rows <= chunk else setup.in_action.index(x, slice(start, start + chunk))
+        size = min(chunk, rows - start)
+        out = evaluate(model, setup.to_model(part, dtype), setup.in_action, setup.out_action, size)
+        outputs.append(setup.out_action.map_tensors(out, _to_cpu_float64))
+    return concat_values(setup.out_action, outputs)
+
+
+def _to_cpu_float64(t: Tensor) -> Tensor:
+    return t.to(device="cpu", dtype=torch.float64) if t.is_floating_point() else t.cpu()
+
+
+def evaluate_cases(setup: CheckSetup, x64: Any, g: Element, owner: Tensor, *, float64: bool = False) -> CaseEvaluation:
+    """Errors of ``f(g_r.x_{owner[r]})`` against ``g_r.f(x_{owner[r]})`` for every ``r`` (one forward pass).
+
+    ``float64=True`` evaluates the float64 twin instead of the model in the checked dtype.
+    Raises :class:`~eqbench.check.forward.ModelFailure`.
+    """
+    base_rows = setup.in_action.batch_size(x64)
+    stacked = stack_transformed(setup.in_action, x64, g, owner)
+    model = setup.float64_model if float64 else setup.model
+    outputs = forward(model, setup, stacked, torch.float64 if float64 else setup.dtype)
+    out_action = setup.out_action
+    fx = out_action.index(outputs, slice(0, base_rows))
+    try:
+        gfx = out_action.apply(g, out_action.index(fx, owner))
+    except DataError as error:
+        raise ModelFailure("output", f"the model output cannot carry the declared output action: {error}") from None
+    fgx = out_action.index(outputs, slice(base_rows, None))
+    mask = setup.in_action.point_mask(stacked)
+    table = error_table(
+        out_action.leaves(fgx),
+        out_action.leaves(gfx),
+        out_action.leaves(fx),
+        None if mask is None else mask[base_rows:],
+        None if mask is None else mask[:base_rows],
+    )
+    return CaseEvaluation(table, stacked, outputs, base_rows)
+
+
+def acts_exactly(action: Action, g: Element) -> bool:
+    """False when some element acts on a field of ``action`` only approximately (``is_exact``)."""
+    if isinstance(action, Composite):
+        return all(acts_exactly(sub, g) for sub in action.fields.values())
+    is_exact = getattr(action, "is_exact", None)
+    return True if is_exact is None else bool(is_exact(g))
+
+
+def cat_params(params: list[Params]) -> Params:
+    """Concatenate parameter batches of one group (same keys)."""
+    return {key: torch.cat([p[key] for p in params]) for key in params[0]}
+
+
+class InputSource:
+    """Where a check's inputs come from: an :class:`InputGenerator`, or a concrete batched value.
+
+    A case input is named by ``(structure, item)``: item ``item`` of the batch
+    ``inputs(structure)``, or of the concrete value when ``structure`` is ``None``.
+    """
+
+    def __init__(self, inputs: Any, in_action: Action) -> None:
+        self.in_action = in_action
+        self.generator = inputs if isinstance(inputs, InputGenerator) else None
+        self.value: Any = None
+        if self.generator is None:
+            in_action.validate(inputs, "inputs")
+            self.value = in_action.cast(inputs, torch.float64)
+        self._cache: dict[InputStructure, Any] = {}
+
+    def batch(self, structure: InputStructure | None) -> Any:
+        """The float64 batch for ``structure`` (validated; the concrete value for ``None``)."""
+        if structure is None:
+            return self.value
+        cached = self._cache.get(structure)
+        if cached is None:
+            cached = self.in_action.cast(self.generator(structure), torch.float64)
+            self.in_action.validate(cached, f"inputs for {structure}")
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[structure] = cached
+        return cached
+
+    def random(self, n_inputs: int, seed: int) -> tuple[InputStructure | None, Any]:
+        """The random phase's inputs: ``default_structure(seed, batch=n_inputs)`` or the concrete value."""
+        if self.generator is None:
+            return None, self.value
+        structure = self.generator.default_structure(seed=seed, batch=n_inputs)
+        return structure, self.batch(structure)
+
+    def item(self, structure: InputStructure | None, item: int) -> Any:
+        return self.in_action.index(self.batch(structure), slice(item, item + 1))
+
+    def strategy(self) -> Any:
+        """Hypothesis strategy over ``(structure, item)`` case inputs (batch-1 structures)."""
+        if self.generator is None:
+            return st.tuples(st.none(), st.integers(0, self.in_action.batch_size(self.value) - 1))
+        return st.tuples(self.generator.structure_strategy(batch=1), st.just(0))

@@ -1,0 +1,204 @@
+"""``check_equivariance`` and ``assert_equivariant``: the checker's front door.
+
+A check tests ``f(g.x) == g.f(x)`` for a model ``f``, a group, and declared actions on the
+model's input and output, in three steps:
+
+1. **random phase** (always): ``n_inputs`` inputs (``inputs.default_structure(seed,
+   batch=n_inputs)``, or the given concrete value) and ``n_elements`` Haar-random elements
+   per input, from a ``torch.Generator`` seeded with ``seed``, evaluated in ONE stacked forward
+   pass (:mod:`eqbench.check.cases`); the noise floor from one more pass over the inputs in
+   float64 (:mod:`eqbench.check.noise`);
+2. **search** (``search_examples > 0``): hypothesis looks for inputs and elements that break
+   the expectation and shrinks what it finds (:mod:`eqbench.check.search`);
+3. **verdict** (:mod:`eqbench.check.verdict`): ``exact`` / ``approximate`` / ``violated`` from
+   the largest scale-adjusted relative error; ``error`` when the model raised, returned NaN or
+   a wrong shape, or changed its input. A violated low-precision check is re-run in float64
+   on its counterexample to tell ``numerical`` from ``structural`` failures.
+
+``max_rel_error``/``max_abs_error`` cover the random phase and the search;
+``mean_rel_error``/``mean_abs_error`` the random phase only (the search is adversarial).
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, Callable
+
+import torch
+
+from eqbench.actions.base import Action
+from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, evaluate_cases
+from eqbench.check.forward import ModelFailure, model_name
+from eqbench.check.noise import noise_floor
+from eqbench.check.reproduce import counterexample
+from eqbench.check.result import CheckResult, EquivarianceError, Float64Diagnosis, Verdict
+from eqbench.check.search import Case, Judge, SearchOutcome, run_search
+from eqbench.check.verdict import check_expected, decide, exact_threshold, failure_threshold, is_numerical
+from eqbench.groups.base import Group
+
+
+def check_equivariance(
+    model: Callable[..., Any],
+    group: Group,
+    inputs: Any,
+    in_action: Action,
+    out_action: Action,
+    *,
+    expected: str | None = None,
+    tolerance: float = 1e-2,
+    seed: int = 0,
+    n_inputs: int = 4,
+    n_elements: int = 16,
+    search_examples: int = 40,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    name: str | None = None,
+) -> CheckResult:
+    """Check that ``model(g.x) == g.model(x)`` for ``g`` in ``group`` (see the module docstring).
+
+    ``inputs`` is an :class:`~eqbench.inputs.InputGenerator` or a concrete batched input
+    value (then every item is used and ``n_inputs`` is ignored). A tuple input is passed to
+    the model as ``*args``, a dict as ``**kwargs``, a tensor as one argument. ``expected``
+    (``"exact"``, ``"approximate"``, ``"violated"`` or ``None``) sets what the search hunts for
+    and ``result.matches_expected``. ``tolerance`` bounds the relative error of
+    ``approximate``. The same ``seed`` gives the same inputs, elements, search and verdict.
+    Model misbehaviour gives the verdict ``error``; invalid arguments raise ``ValueError``
+    or ``TypeError``. Inside a test that is itself a hypothesis ``@given`` test, the outer
+    test needs ``suppress_health_check=[HealthCheck.nested_given]`` (the ``eqbench-quick``
+    and ``eqbench-thorough`` profiles have it), or ``search_examples=0``.
+    """
+    start = time.perf_counter()
+    expected = check_expected(expected)
+    _check_arguments(group, tolerance, n_inputs, n_elements, search_examples)
+    setup = CheckSetup(model, group, in_action, out_action, dtype, device)
+    source = InputSource(inputs, in_action)
+    structure, x64 = source.random(n_inputs, seed)
+    batch = in_action.batch_size(x64)
+    params = group.sample_params(batch * n_elements, torch.Generator().manual_seed(seed), in_action.num_points(x64))
+    g = group.element(params)
+    owner = torch.arange(batch).repeat_interleave(n_elements)
+    result = CheckResult(
+        model=name or model_name(model),
+        group=group.name,
+        verdict=Verdict.ERROR,
+        expected=expected,
+        max_rel_error=float("nan"),
+        mean_rel_error=float("nan"),
+        max_abs_error=float("nan"),
+        mean_abs_error=float("nan"),
+        noise_floor=float("nan"),
+        exact_threshold=float("nan"),
+        tolerance=tolerance,
+        n_elements=batch * n_elements,
+        n_inputs=batch,
+        seed=seed,
+        seconds=0.0,
+        dtype=str(dtype).removeprefix("torch."),
+    )
+    try:
+        evaluation = evaluate_cases(setup, x64, g, owner)
+        floor = noise_floor(setup, evaluation)
+    except ModelFailure as failure:
+        result.message = f"model failed on the random phase's inputs: {failure}"
+        return _finish(result, start)
+    table = evaluation.table
+    threshold = exact_threshold(floor.value, dtype)
+    worst, _ = table.worst()
+    random_worst = Case(structure, int(owner[worst]), {key: value[worst : worst + 1] for key, value in params.items()})
+    search = SearchOutcome()
+    if search_examples > 0:
+        anchor = random_worst if float(table.rel.max()) > failure_threshold(expected, threshold, tolerance) else None
+        judge = Judge(expected, threshold, tolerance)
+        search = run_search(setup, source, judge=judge, examples=search_examples, seed=seed, anchor=anchor)
+
+    result.per_output = {leaf.name: leaf.summary() for leaf in table.leaves}
+    for leaf_name, (rel, absolute) in search.per_output.items():
+        summary = result.per_output[leaf_name]
+        summary.max_rel_error = max(summary.max_rel_error, rel)
+        summary.max_abs_error = max(summary.max_abs_error, absolute)
+    result.max_rel_error = max(float(table.rel.max()), search.max_rel_error)
+    result.mean_rel_error = float(table.rel.mean())
+    result.max_abs_error = max(float(table.abs.max()), search.max_abs_error)
+    result.mean_abs_error = float(table.abs.mean())
+    result.noise_floor, result.exact_threshold = floor.value, threshold
+    result.n_elements += search.elements
+    result.search_examples = search.evaluations
+    exact_action = search.exact_action and acts_exactly(in_action, g) and acts_exactly(out_action, g)
+    notes = [f"noise floor by {floor.method}" + (f" ({floor.detail})" if floor.detail else "")]
+    if not exact_action:
+        notes.append("some elements act only approximately on the data (interpolation): exact is reported as approximate")
+
+    if search.failure is not None:
+        result.verdict = Verdict.ERROR
+        notes.insert(0, f"model failed on a searched input: {search.failure}")
+    else:
+        result.verdict = decide(result.max_rel_error, threshold, tolerance, exact_action)
+    if result.verdict is not Verdict.EXACT:
+        case, index, origin = _worst_case(search, random_worst, float(table.rel.max()))
+        result.counterexample = counterexample(setup, source, case.structure, case.item, case.params, index, origin)
+        if result.verdict is Verdict.VIOLATED and dtype != torch.float64:
+            result.float64 = _diagnose(setup, source, case, index, result.counterexample.rel_error)
+    result.message = "; ".join(notes)
+    return _finish(result, start)
+
+
+def assert_equivariant(*args: Any, **kwargs: Any) -> CheckResult:
+    """:func:`check_equivariance`, raising :class:`EquivarianceError` when the check fails.
+
+    Fails when the verdict does not match ``expected``, or, without an expectation, when it
+    is ``violated`` or ``error``. The message lists the errors per output and the
+    counterexample with its reproduce snippet. Returns the result otherwise.
+    """
+    result = check_equivariance(*args, **kwargs)
+    failed = result.verdict in (Verdict.VIOLATED, Verdict.ERROR) if result.expected is None else not result.matches_expected
+    if failed:
+        raise EquivarianceError(result)
+    return result
+
+
+assert_equivariant.__signature__ = inspect.signature(check_equivariance)  # type: ignore[attr-defined]
+
+
+def _check_arguments(group: Group, tolerance: float, n_inputs: int, n_elements: int, search_examples: int) -> None:
+    if not isinstance(group, Group):
+        raise TypeError(f"group must be an eqbench Group (e.g. eqbench.groups.SO3()), got {group!r}")
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    counts = (("n_inputs", n_inputs, 1), ("n_elements", n_elements, 1), ("search_examples", search_examples, 0))
+    for label, value, least in counts:
+        if not isinstance(value, int) or value < least:
+            raise ValueError(f"{label} must be an integer >= {least}, got {value!r}")
+
+
+def _worst_case(search: SearchOutcome, random_worst: Case, random_max: float) -> tuple[Case, int, str]:
+    """The shrunk search failure if any, else the worst sample of the search or of the random phase.
+
+    Returns the case (its ``params`` a batch), the index of the element in that batch, and the origin.
+    """
+    if search.case is not None:
+        return search.case, 0, "search"
+    if search.worst is not None and search.max_rel_error > random_max:
+        case, params, index = search.worst
+        return Case(case.structure, case.item, params), index, "search"
+    return random_worst, 0, "random"
+
+
+def _diagnose(setup: CheckSetup, source: InputSource, case: Case, index: int, low_precision_error: float) -> Float64Diagnosis:
+    """Re-run the counterexample in float64: is the violation rounding or structure?"""
+    if setup.float64_problem:
+        return Float64Diagnosis("unavailable", float("nan"), low_precision_error, setup.float64_problem)
+    g = setup.group.element({key: value[index : index + 1] for key, value in case.params.items()})
+    x64 = source.item(case.structure, case.item)
+    try:
+        table = evaluate_cases(setup, x64, g, torch.zeros(1, dtype=torch.long), float64=True).table
+    except ModelFailure as failure:
+        detail = f"the model does not run in float64: {failure}"
+        return Float64Diagnosis("unavailable", float("nan"), low_precision_error, detail)
+    error = float(table.rel.max())
+    kind = "numerical" if is_numerical(error, low_precision_error) else "structural"
+    return Float64Diagnosis(kind, error, low_precision_error)
+
+
+def _finish(result: CheckResult, start: float) -> CheckResult:
+    result.seconds = time.perf_counter() - start
+    return result

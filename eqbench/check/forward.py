@@ -1,0 +1,142 @@
+"""Calling the model under test, and turning its misbehaviour into a clear failure.
+
+Calling convention: a ``tuple`` input value is passed as positional arguments
+(``model(*x)``), a ``dict`` as keyword arguments (``model(**x)``), anything else (a tensor)
+as one positional argument (``model(x)``). Forward passes run under ``torch.no_grad()``
+(a model that needs gradients inside its forward, e.g. forces as ``-dE/dx``, wraps that part
+in ``torch.enable_grad()``), and the batch axis must hold independent items.
+
+A :class:`ModelFailure` is raised (never anything else) when the model raises, changes its
+input in place, or returns a value that does not match the output action (wrong type or
+shape, a batch size other than the input's, NaN or Inf).
+"""
+from __future__ import annotations
+
+import copy
+import weakref
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from eqbench.actions.base import Action, DataError
+
+LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16)
+
+
+class ModelFailure(Exception):
+    """The model could not be checked on some input; ``kind`` is raised/mutated/output/precision."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def call_model(model: Callable[..., Any], x: Any) -> Any:
+    """``model(*x)`` for a tuple, ``model(**x)`` for a dict, ``model(x)`` otherwise."""
+    if isinstance(x, tuple):
+        return model(*x)
+    if isinstance(x, Mapping):
+        return model(**x)
+    return model(x)
+
+
+def model_name(model: Any) -> str:
+    """A readable name: the function's ``__name__`` or the module's class name."""
+    if isinstance(model, nn.Module):
+        return type(model).__name__
+    return getattr(model, "__name__", type(model).__name__)
+
+
+def evaluate(model: Callable[..., Any], x: Any, in_action: Action, out_action: Action, rows: int) -> Any:
+    """The model's output on ``x`` (``rows`` items), checked; raises :class:`ModelFailure`.
+
+    The input is compared with a clone taken before the call to catch in-place changes.
+    """
+    before = in_action.clone(x)
+    try:
+        with torch.no_grad():
+            out = call_model(model, x)
+    except Exception as error:  # noqa: BLE001 - any exception of the model is reported, not propagated
+        raise ModelFailure("raised", f"model raised {type(error).__name__}: {error}") from error
+    changed = [
+        leaf.name or "<value>"
+        for leaf, kept in zip(in_action.leaves(x), in_action.leaves(before))
+        if not torch.equal(leaf.tensor, kept.tensor)
+    ]
+    if changed:
+        raise ModelFailure("mutated", f"model changed its input in place (field(s) {', '.join(changed)})")
+    try:
+        out_action.validate(out, where="model output")
+    except DataError as error:
+        raise ModelFailure("output", f"bad model output: {error}") from None
+    for leaf in out_action.leaves(out):
+        if leaf.tensor.shape[0] != rows:
+            raise ModelFailure(
+                "output",
+                f"model output {leaf.name or '<value>'} has batch {leaf.tensor.shape[0]} for {rows} inputs "
+                "(the batch axis must hold independent items)",
+            )
+        if leaf.tensor.is_floating_point() and not bool(torch.isfinite(leaf.tensor).all()):
+            raise ModelFailure("output", f"model output {leaf.name or '<value>'} contains NaN or Inf")
+    if isinstance(model, Float64Model):
+        low = [leaf.name or "<value>" for leaf in out_action.leaves(out) if leaf.tensor.dtype in LOW_PRECISION]
+        if low:
+            raise ModelFailure("precision", f"model output {', '.join(low)} stays below float64 precision on float64 inputs")
+    return out
+
+
+#: float64 copies of checked modules, kept while the module lives and its tensors are unchanged.
+_TWINS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
+
+
+def _tensor_state(module: nn.Module) -> tuple:
+    """Identity and in-place version of every parameter and buffer: changes when training updates them."""
+    tensors = list(module.named_parameters()) + list(module.named_buffers())
+    return tuple((name, t.data_ptr(), _version(t), t.dtype, tuple(t.shape)) for name, t in tensors)
+
+
+def _version(t: torch.Tensor) -> int:
+    """The in-place version counter (inference-mode tensors have none: their changes go unseen)."""
+    return -1 if t.is_inference() else t._version
+
+
+def float64_copy(module: nn.Module) -> nn.Module:
+    """``copy.deepcopy(module).double()``, cached per module until a parameter or buffer changes.
+
+    Copying can be costly (e3nn re-generates its tensor-product code on copy), so checks of
+    the same module reuse one copy. Parameters changed in place (optimiser steps,
+    ``load_state_dict``) bump their version and invalidate the cache; writes through
+    ``.data`` are not seen.
+    """
+    state = _tensor_state(module)
+    cached = _TWINS.get(module)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    twin = copy.deepcopy(module).double()
+    _TWINS[module] = (state, twin)
+    return twin
+
+
+class Float64Model:
+    """The model evaluated in float64: :func:`float64_copy` of a module, made on first use.
+
+    ``.double()`` casts every floating parameter and buffer (and whatever else a module's
+    ``_apply`` covers, e.g. the generated code of e3nn's tensor products); the copy leaves the
+    checked model untouched. A plain function is called as is on float64 inputs. A module
+    that cannot be copied raises :class:`ModelFailure` (kind ``precision``) when called.
+    """
+
+    def __init__(self, model: Callable[..., Any]) -> None:
+        self.model = model
+        self._copy: Callable[..., Any] | None = None if isinstance(model, nn.Module) else model
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._copy is None:
+            try:
+                self._copy = float64_copy(self.model)
+            except Exception as error:  # noqa: BLE001 - any copying problem means: no float64 twin
+                problem = f"cannot make a float64 copy of the model: {type(error).__name__}: {error}"
+                raise ModelFailure("precision", problem) from error
+        return self._copy(*args, **kwargs)

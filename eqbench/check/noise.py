@@ -1,0 +1,68 @@
+"""The noise floor: the relative error that rounding alone gives for this model on these inputs.
+
+Measured once per check on the ``B`` untransformed inputs of the random phase, relative to
+each output's scale (the same normalisation as the errors, :mod:`eqbench.check.metrics`):
+
+* ``"float64"`` (preferred): ``max_r ||f_dtype(x_r) - f_64(x_r)|| / scale``, with ``f_64`` the
+  model run in float64 (:class:`~eqbench.check.forward.Float64Model`) on the same float64
+  inputs. It is the rounding error of one evaluation in the checked dtype, the input's own
+  rounding to that dtype included. One extra forward pass over ``B`` rows.
+* ``"batch-order"`` (when the model cannot run in float64, or the checked dtype *is*
+  float64): ``max_r ||f(x_r) - f'(x_r)|| / scale`` between the stacked pass and a pass over
+  the same ``B`` rows in reverse order, which reorders the reductions inside batched kernels.
+  It is a lower bound on rounding (often exactly 0; 0 without a pass when ``B = 1``), so the
+  absolute part of the exact threshold (:mod:`eqbench.check.verdict`) matters most there.
+
+The floor deliberately ignores the transformed inputs: a model whose rounding grows with
+the transformation (cancellation far from the origin) is then caught as violated, and the
+float64 re-run diagnoses that violation as ``numerical``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from eqbench.check.cases import CaseEvaluation, CheckSetup, forward
+from eqbench.check.forward import ModelFailure
+from eqbench.check.metrics import TINY, masked, row_norms
+
+
+@dataclass
+class NoiseFloor:
+    value: float
+    method: str
+    detail: str = ""
+
+
+def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation) -> NoiseFloor:
+    """The floor for a case batch already evaluated in the checked dtype (see the module docstring).
+
+    Raises :class:`~eqbench.check.forward.ModelFailure` when the reverse-order pass fails.
+    """
+    in_action, out_action = setup.in_action, setup.out_action
+    rows = evaluation.base_rows
+    inputs = in_action.index(evaluation.stacked, slice(0, rows))
+    observed = out_action.index(evaluation.outputs, slice(0, rows))
+    reference = None
+    if setup.dtype != torch.float64 and not setup.float64_problem:
+        try:
+            reference = forward(setup.float64_model, setup, inputs, torch.float64)
+        except ModelFailure as failure:
+            setup.float64_problem = f"no float64 evaluation: {failure}"
+    method = "float64"
+    if reference is None:
+        method = "batch-order"
+        if rows == 1:  # one row has one order: nothing to compare
+            return NoiseFloor(0.0, method, setup.float64_problem)
+        order = torch.arange(rows - 1, -1, -1)
+        reversed_out = forward(setup.model, setup, in_action.index(inputs, order), setup.dtype)
+        reference = out_action.index(reversed_out, order)
+    mask = in_action.point_mask(inputs)
+    floor = 0.0
+    for got, want, errors in zip(out_action.leaves(observed), out_action.leaves(reference), evaluation.table.leaves):
+        if not got.comparable:
+            continue
+        gap = row_norms(masked(got.tensor - want.tensor, mask, got.per_point))
+        floor = max(floor, float(gap.max()) / (errors.scale + TINY))
+    return NoiseFloor(floor, method, setup.float64_problem)

@@ -1,0 +1,214 @@
+"""What a check reports: the verdict, the errors behind it, the worst counterexample.
+
+:class:`CheckResult` is a plain dataclass: ``str(result)`` is a readable summary,
+``result.to_record()`` a flat JSON-able dict (the row ``eqbench check --json`` writes).
+:class:`EquivarianceError` is what :func:`~eqbench.check.assert_equivariant` raises.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Verdict(str, Enum):
+    """The outcome of a check (see :mod:`eqbench.check.verdict` for the thresholds).
+
+    * ``exact``: the largest error sits at the noise floor rounding alone gives;
+    * ``approximate``: above the floor but within the declared tolerance;
+    * ``violated``: beyond the tolerance;
+    * ``error``: the model could not be checked (it raised, returned NaN or the wrong shape,
+      or changed its input).
+    """
+
+    EXACT = "exact"
+    APPROXIMATE = "approximate"
+    VIOLATED = "violated"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def meets_expectation(verdict: Verdict, expected: str | None) -> bool | None:
+    """Whether ``verdict`` meets ``expected`` (``None`` without an expectation).
+
+    ``"approximate"`` is met by ``exact`` or ``approximate`` (it promises errors within the
+    tolerance); every other expectation must be met exactly.
+    """
+    if expected is None:
+        return None
+    if expected == Verdict.APPROXIMATE.value:
+        return verdict in (Verdict.EXACT, Verdict.APPROXIMATE)
+    return verdict.value == expected
+
+
+class EquivarianceError(AssertionError):
+    """Raised by :func:`~eqbench.check.assert_equivariant`; ``.result`` is the full :class:`CheckResult`."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(str(result))
+        self.result = result
+
+
+@dataclass
+class OutputErrors:
+    """Errors of one output leaf (one named tensor of the model's output).
+
+    ``max_rel_error`` / ``mean_rel_error`` are scale-adjusted: ``||f(g.x) - g.f(x)||``
+    divided by ``scale``, the RMS norm of this output over every input and element tried.
+    ``max_sample_ratio`` is the per-sample ratio ``||f(g.x) - g.f(x)|| / (||g.f(x)|| + eps)``,
+    reported for reference only: it explodes for outputs that vanish by symmetry.
+    """
+
+    name: str
+    max_rel_error: float
+    mean_rel_error: float
+    max_abs_error: float
+    mean_abs_error: float
+    max_sample_ratio: float
+    scale: float
+
+
+@dataclass
+class Counterexample:
+    """The worst (or, after a hypothesis search, the shrunk) failing input and group element.
+
+    ``structure`` is the :class:`~eqbench.inputs.InputStructure` as a dict (``None`` when the
+    check was given a concrete input value) and ``item`` the index within that batch;
+    ``params`` the element's parameters (``group.element`` input) as Python lists, with their
+    dtypes in ``param_dtypes``. ``rel_error`` and ``abs_error`` are what ``reproduce`` (a
+    Python snippet using the public eqbench API) prints for this single input and element.
+    ``source`` is ``"random"`` or ``"search"``; ``output`` names the worst output leaf.
+    """
+
+    structure: dict[str, Any] | None
+    item: int
+    params: dict[str, list]
+    param_dtypes: dict[str, str]
+    rel_error: float
+    abs_error: float
+    output: str
+    source: str
+    reproduce: str = ""
+    failure: str = ""
+
+
+@dataclass
+class Float64Diagnosis:
+    """The same check re-run in float64 after a float32 (or lower precision) violation.
+
+    ``kind`` is ``"numerical"`` when the error falls to the float64 floor (or by at least the
+    factor :data:`~eqbench.check.verdict.NUMERICAL_DROP`), i.e. rounding broke the symmetry,
+    ``"structural"`` when it stays, and ``"unavailable"`` when the model cannot run in float64.
+    """
+
+    kind: str
+    max_rel_error: float
+    float32_max_rel_error: float
+    detail: str = ""
+
+
+@dataclass
+class CheckResult:
+    """The outcome of :func:`~eqbench.check.check_equivariance` (see the field names)."""
+
+    model: str
+    group: str
+    verdict: Verdict
+    expected: str | None
+    max_rel_error: float
+    mean_rel_error: float
+    max_abs_error: float
+    mean_abs_error: float
+    noise_floor: float
+    exact_threshold: float
+    tolerance: float
+    n_elements: int
+    n_inputs: int
+    seed: int
+    seconds: float
+    dtype: str
+    per_output: dict[str, OutputErrors] = field(default_factory=dict)
+    counterexample: Counterexample | None = None
+    float64: Float64Diagnosis | None = None
+    message: str = ""
+    search_examples: int = 0
+
+    @property
+    def matches_expected(self) -> bool | None:
+        """Whether the verdict meets the expectation (:func:`meets_expectation`)."""
+        return meets_expectation(self.verdict, self.expected)
+
+    def to_record(self) -> dict[str, Any]:
+        """A flat JSON-able dict (non-finite numbers become ``None``)."""
+        record: dict[str, Any] = {
+            "model": self.model,
+            "group": self.group,
+            "verdict": self.verdict.value,
+            "expected": self.expected,
+            "matches_expected": self.matches_expected,
+            "max_rel_error": self.max_rel_error,
+            "mean_rel_error": self.mean_rel_error,
+            "max_abs_error": self.max_abs_error,
+            "mean_abs_error": self.mean_abs_error,
+            "noise_floor": self.noise_floor,
+            "exact_threshold": self.exact_threshold,
+            "tolerance": self.tolerance,
+            "n_elements": self.n_elements,
+            "n_inputs": self.n_inputs,
+            "search_examples": self.search_examples,
+            "seed": self.seed,
+            "seconds": self.seconds,
+            "dtype": self.dtype,
+            "float64_kind": self.float64.kind if self.float64 else None,
+            "float64_max_rel_error": self.float64.max_rel_error if self.float64 else None,
+            "counterexample": self.counterexample.reproduce if self.counterexample else None,
+            "message": self.message,
+        }
+        return {key: json_safe(value) for key, value in record.items()}
+
+    def __str__(self) -> str:
+        expectation = ""
+        if self.expected is not None:
+            expectation = f" (expected {self.expected}: {'ok' if self.matches_expected else 'MISMATCH'})"
+        lines = [
+            f"{self.model} under {self.group}: {self.verdict.value}{expectation}",
+            f"  max relative error {self.max_rel_error:.3g} (mean {self.mean_rel_error:.3g}), "
+            f"max absolute error {self.max_abs_error:.3g}",
+            f"  noise floor {self.noise_floor:.3g}, exact threshold {self.exact_threshold:.3g}, "
+            f"tolerance {self.tolerance:.3g} ({self.dtype})",
+            f"  {self.n_elements} group elements on {self.n_inputs} inputs "
+            f"(+{self.search_examples} searched), seed {self.seed}, {self.seconds:.3f} s",
+        ]
+        if len(self.per_output) > 1 or (self.per_output and self.verdict is not Verdict.EXACT):
+            for name, errors in self.per_output.items():
+                lines.append(
+                    f"  output {name or '<value>'}: max rel {errors.max_rel_error:.3g}, mean rel "
+                    f"{errors.mean_rel_error:.3g}, max abs {errors.max_abs_error:.3g}, scale {errors.scale:.3g}"
+                )
+        if self.float64 is not None:
+            lines.append(
+                f"  float64 re-run: {self.float64.kind} (max rel error {self.float64.max_rel_error:.3g} "
+                f"vs {self.float64.float32_max_rel_error:.3g}) {self.float64.detail}".rstrip()
+            )
+        if self.message:
+            lines.append("  " + self.message.replace("\n", "\n  "))
+        if self.counterexample is not None and self.verdict is not Verdict.EXACT:
+            c = self.counterexample
+            lines.append(
+                f"  counterexample ({c.source}): output {c.output or '<value>'}, relative error "
+                f"{c.rel_error:.3g}, input {c.structure if c.structure is not None else f'item {c.item}'}, "
+                f"element {c.params}"
+            )
+            if c.reproduce:
+                lines.append("  reproduce with:\n    " + c.reproduce.replace("\n", "\n    "))
+        return "\n".join(lines)
+
+
+def json_safe(value: Any) -> Any:
+    """``None`` for a non-finite float (JSON has no NaN or Inf), the value otherwise."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

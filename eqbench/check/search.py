@@ -1,0 +1,239 @@
+"""Property-based search for equivariance failures with hypothesis: find, steer, shrink.
+
+Each hypothesis example draws a case input ``(structure, item)`` from the input generator's
+``structure_strategy(batch=1)`` and, given its number of points, one group element from
+``group.params_strategy(num_points)`` (the two are chained with ``flatmap``). The example is
+evaluated batched: the drawn element plus ``SEARCH_ELEMENTS - 1`` random elements (from a
+generator seeded by the check seed and the case) in one forward pass. The drawn element's
+error steers the search (``hypothesis.target``, once it is above the example's exact
+threshold: hill-climbing on rounding noise would spend the search on one corner of the
+input space) and decides failure: an error above the threshold of the expectation
+(:func:`eqbench.check.verdict.failure_threshold`), or a model failure. Hypothesis then
+shrinks the failing example (fewer points, generic configuration, seed 0, an element nearer
+the identity) and replays the minimal one last.
+
+Every example is normalised by its own output scale and judged against its own noise floor
+(:func:`eqbench.check.noise.noise_floor` on its input; one more forward pass of one row in
+float64): its exact threshold is ``max(T_example, T_check)``, with ``T_check`` the random
+phase's. An example whose outputs vanish by symmetry has a floor of order 1, so its rounding
+is not a failure. An error within the example's exact threshold is rounding: it enters the
+check's maximum clipped to ``T_check``, so that ``max_rel_error <= exact_threshold`` still
+means ``exact``.
+
+Seeding a known failure: hypothesis does not shrink explicit ``@example``s (it reports them
+as they are and stops), so a violation already found by the random phase is offered instead
+as the *second* branch of ``st.one_of`` for both the input and the element (for groups that
+permute points, only on inputs with the anchor's number of points); about half the drawn
+inputs and elements reuse it. Hypothesis orders examples by the length of their choice
+sequence first, so the anchor branch is padded with
+``ANCHOR_PADDING`` boolean choices: a failing drawn example with fewer choices (a point
+cloud structure and an element take about 5 + 10, a permutation of n points n more) is
+simpler, and the shrinker (which also moves ``one_of`` towards its first branch) replaces
+the anchor by a drawn one whenever the failure persists. The random phase's violation is
+shrunk like any other. (More padding costs the shrinker time when only the anchor fails.)
+
+Coverage: hypothesis draws the simple end of each range more often (many examples have the
+fewest points allowed), so a bug confined to the largest inputs of a wide range needs more
+``search_examples`` than one that any input shows.
+
+Runs are reproducible: explicit settings (:func:`search_settings`, independent of the active
+profile) and ``hypothesis.seed`` derived from the check seed. Evaluations are memoised per
+example; after ``max_examples + SHRINK_BUDGET`` model evaluations new examples pass without
+evaluation, which ends the shrinking early on slow models without making the replay flaky.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis
+import torch
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import strategies as st
+
+from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, cat_params, evaluate_cases
+from eqbench.check.forward import ModelFailure
+from eqbench.check.noise import noise_floor
+from eqbench.check.verdict import exact_threshold, failure_threshold
+from eqbench.groups.base import Params
+from eqbench.inputs.base import InputStructure
+
+#: Group elements per search example (the drawn one first).
+SEARCH_ELEMENTS = 4
+#: Model evaluations allowed beyond ``max_examples`` for the target and shrink phases.
+SHRINK_BUDGET = 100
+#: Choices that make an anchored (random-phase) example longer than a drawn one.
+ANCHOR_PADDING = 32
+#: Health checks that would reject a search over a slow model or large inputs.
+SUPPRESSED = (
+    HealthCheck.too_slow,
+    HealthCheck.data_too_large,
+    HealthCheck.filter_too_much,
+    HealthCheck.large_base_example,
+    HealthCheck.nested_given,
+    HealthCheck.differing_executors,
+)
+
+
+def search_settings(examples: int) -> settings:
+    """Every hypothesis setting explicit, so the active profile (``ci`` included) cannot change the search."""
+    return settings(
+        max_examples=examples,
+        derandomize=False,
+        database=None,
+        verbosity=Verbosity.quiet,
+        phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink),
+        stateful_step_count=1,
+        report_multiple_bugs=False,
+        suppress_health_check=SUPPRESSED,
+        deadline=None,
+        print_blob=False,
+        backend="hypothesis",
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    """One search example: item ``item`` of ``inputs(structure)`` and one element's parameters."""
+
+    structure: InputStructure | None
+    item: int
+    params: Params
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What counts as a failure: the expectation, the check's exact threshold, the tolerance."""
+
+    expected: str | None
+    threshold: float
+    tolerance: float
+
+
+@dataclass
+class CaseOutcome:
+    """What one evaluated example gave: the drawn element's error, or a model failure."""
+
+    error: float
+    failed: bool
+    failure: ModelFailure | None = None
+    #: Whether the error is above the example's own exact threshold (a signal worth steering towards).
+    above_floor: bool = False
+
+
+class _Failure(Exception):
+    def __init__(self, case: Case, outcome: CaseOutcome) -> None:
+        super().__init__(f"failing case {case}")
+        self.case, self.outcome = case, outcome
+
+
+@dataclass
+class SearchOutcome:
+    """Everything the search saw (errors are scale-adjusted relative errors per example)."""
+
+    evaluations: int = 0
+    elements: int = 0
+    max_rel_error: float = 0.0
+    max_abs_error: float = 0.0
+    per_output: dict[str, tuple[float, float]] = field(default_factory=dict)
+    exact_action: bool = True
+    #: The minimal failing example hypothesis replayed last, and its model failure if any.
+    case: Case | None = None
+    failure: ModelFailure | None = None
+    #: The worst sample seen (any of an example's elements): case, element batch params, index.
+    worst: tuple[Case, Params, int] | None = None
+
+
+def run_search(
+    setup: CheckSetup,
+    source: InputSource,
+    *,
+    judge: Judge,
+    examples: int,
+    seed: int,
+    anchor: Case | None = None,
+) -> SearchOutcome:
+    """Search ``examples`` hypothesis examples for a failure of ``judge`` (see the module docstring)."""
+    outcome = SearchOutcome()
+    memo: dict[tuple, CaseOutcome] = {}
+    budget = examples + SHRINK_BUDGET
+
+    anchor_points = None if anchor is None else setup.in_action.num_points(source.item(anchor.structure, anchor.item))
+    element_strategies: dict[int | None, Any] = {}  # built once per number of points: strategies are costly to build
+
+    def cases(pair: tuple[InputStructure | None, int]) -> Any:
+        points = setup.in_action.num_points(source.batch(pair[0]))
+        params = element_strategies.get(points)
+        if params is None:
+            params = setup.group.params_strategy(points)
+            if anchor is not None and (not setup.group.permutes_points or points == anchor_points):
+                params = anchored(params, anchor.params)
+            element_strategies[points] = params
+        return params.map(lambda p: Case(pair[0], pair[1], p))
+
+    inputs = source.strategy()
+    if anchor is not None:
+        inputs = anchored(inputs, (anchor.structure, anchor.item))
+
+    @search_settings(examples)
+    @hypothesis.seed(seed)
+    @given(case=inputs.flatmap(cases))
+    def probe(case: Case) -> None:
+        params = tuple((k, str(v.dtype), v.cpu().numpy().tobytes()) for k, v in sorted(case.params.items()))
+        key = (case.structure, case.item, params)
+        result = memo.get(key)
+        if result is None:
+            if outcome.evaluations >= budget:
+                return
+            result = memo[key] = evaluate(setup, source, case, judge, seed, outcome)
+        if result.above_floor:
+            hypothesis.target(min(result.error, 1e300), label="relative equivariance error")
+        if result.failed:
+            raise _Failure(case, result)
+
+    try:
+        probe()
+    except _Failure as found:
+        outcome.case, outcome.failure = found.case, found.outcome.failure
+    return outcome
+
+
+def anchored(drawn: Any, value: Any) -> Any:
+    """``drawn``, or ``value`` behind ``ANCHOR_PADDING`` choices (see the module docstring)."""
+    padding = st.lists(st.booleans(), min_size=ANCHOR_PADDING, max_size=ANCHOR_PADDING)
+    return st.one_of(drawn, st.tuples(st.just(value), padding).map(lambda pair: pair[0]))
+
+
+def evaluate(setup: CheckSetup, source: InputSource, case: Case, judge: Judge, seed: int, outcome: SearchOutcome) -> CaseOutcome:
+    """Evaluate one example batched with extra random elements; update the running ``outcome``."""
+    x64 = source.item(case.structure, case.item)
+    points = setup.in_action.num_points(x64)
+    structure_seed = 0 if case.structure is None else case.structure.seed
+    mixed = ((seed * 1_000_003 + structure_seed) * 10_007 + case.item) * 101 + (points or 0)
+    generator = torch.Generator().manual_seed(mixed % 2**63)
+    extra = setup.group.sample_params(SEARCH_ELEMENTS - 1, generator, points)
+    params = cat_params([case.params, extra])
+    g = setup.group.element(params)
+    outcome.evaluations += 1
+    outcome.elements += g.batch_size
+    outcome.exact_action &= acts_exactly(setup.in_action, g) and acts_exactly(setup.out_action, g)
+    try:
+        evaluation = evaluate_cases(setup, x64, g, torch.zeros(g.batch_size, dtype=torch.long))
+        own = max(exact_threshold(noise_floor(setup, evaluation).value, setup.dtype), judge.threshold)
+    except ModelFailure as failure:
+        return CaseOutcome(float("inf"), True, failure)
+
+    def clipped(rel: torch.Tensor) -> torch.Tensor:
+        return torch.where(rel <= own, rel.clamp(max=judge.threshold), rel)
+
+    table = evaluation.table
+    for leaf in table.leaves:
+        rel, absolute = outcome.per_output.get(leaf.name, (0.0, 0.0))
+        outcome.per_output[leaf.name] = (max(rel, float(clipped(leaf.rel).max())), max(absolute, float(leaf.abs.max())))
+    rel = clipped(table.rel)
+    if float(rel.max()) > outcome.max_rel_error:
+        outcome.max_rel_error = float(rel.max())
+        outcome.worst = (case, params, int(rel.argmax()))
+    outcome.max_abs_error = max(outcome.max_abs_error, float(table.abs.max()))
+    error = float(table.rel[0])
+    return CaseOutcome(error, error > failure_threshold(judge.expected, own, judge.tolerance), above_floor=error > own)

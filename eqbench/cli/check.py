@@ -1,0 +1,171 @@
+"""``eqbench check``: check registered models and compare each verdict with its expectation.
+
+    eqbench check                              # the default suite (builtin + entry points)
+    eqbench check distance-mlp chiral-o3       # named models
+    eqbench check --group SO3 --seed 3         # models checked under SO(3) or a product with it
+    eqbench check --plugin my_models.py        # the models a user's file registers
+    eqbench check --json results.json          # also write one JSON record per model
+
+Which models: the named ones; else, with ``--plugin``, the plugins' models; else the suite
+given by ``--suite`` (default: ``default``). ``--group`` and ``--suite`` filter any of these.
+Exit status: 0 when every verdict meets its expectation, 1 when any does not, 2 on a usage
+error (unknown model, group or plugin, bad arguments), reported on one line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from eqbench.cli import UsageError, add_plugin_argument, load_models, make_console
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from eqbench.check import CheckResult
+    from eqbench.registry import ModelEntry
+
+#: Record fields every ``--json`` record carries (``CheckResult.to_record`` adds more).
+RECORD_FIELDS = (
+    "model",
+    "group",
+    "verdict",
+    "expected",
+    "max_rel_error",
+    "mean_rel_error",
+    "noise_floor",
+    "n_elements",
+    "seed",
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="check registered models and compare verdicts with expectations",
+        description="Check registered models and compare each verdict with its expectation. Models: the named ones; "
+        "else, with --plugin, the plugins' models; else the suite given by --suite (default: 'default').",
+        epilog="Exit status: 0 all verdicts as expected, 1 some verdict not as expected, 2 usage error.",
+    )
+    parser.add_argument("models", nargs="*", metavar="MODEL", help="registered model names (default: a whole suite)")
+    parser.add_argument("--group", help="only models checked under this group or a product with it (e.g. SO3, 'S_n')")
+    parser.add_argument("--suite", help="run this suite instead of 'default' (filters named models too)")
+    add_plugin_argument(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of inputs, group elements and model weights (default 0)")
+    parser.add_argument(
+        "--examples", type=_non_negative_int, metavar="N", help="hypothesis search examples per model (default: per model)"
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write a JSON list of result records to FILE (atomically)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.text import Text
+
+    plugin_entries = load_models(args.plugin)
+    selected = select_entries(args.models, suite=args.suite, group=args.group, plugin_entries=plugin_entries or None)
+    results = check_entries(selected, seed=args.seed, examples=args.examples)
+    console = make_console()
+    console.print(results_table(selected, results))
+    mismatches = [(e, r) for e, r in zip(selected, results) if not e.matches(r.verdict)]
+    for entry, result in mismatches:
+        console.rule(Text(f"{entry.name}: verdict {str(result.verdict)}, expected {entry.expected}"))
+        console.print(str(result), markup=False, highlight=False)
+    if args.json is not None:
+        write_records(args.json, [result.to_record() for result in results])
+    summary = f"{len(selected) - len(mismatches)} of {len(selected)} verdicts as expected"
+    console.print(summary if not mismatches else f"[bold red]{summary}[/]")
+    return 1 if mismatches else 0
+
+
+def select_entries(
+    names: Sequence[str],
+    *,
+    suite: str | None,
+    group: str | None,
+    plugin_entries: Sequence[ModelEntry] | None,
+) -> list[ModelEntry]:
+    """The entries to check (see the module docstring); unknown names or groups, or none left, are usage errors."""
+    from eqbench import registry
+
+    try:
+        if names:
+            chosen = [registry.get_entry(name) for name in dict.fromkeys(names)]
+        elif plugin_entries:
+            chosen = sorted(plugin_entries, key=lambda e: e.name)
+        else:
+            chosen = registry.entries(suite=suite or registry.DEFAULT_SUITE)
+        if suite is not None:
+            chosen = [e for e in chosen if suite in e.suites]
+        if group is not None:
+            in_group = {e.name for e in registry.entries(group=group)}
+            chosen = [e for e in chosen if e.name in in_group]
+    except registry.RegistryError as error:
+        raise UsageError(str(error)) from error
+    if not chosen:
+        filters = ", ".join(f"--{k} {v}" for k, v in (("suite", suite), ("group", group)) if v is not None)
+        raise UsageError(f"no registered model to check{' with ' + filters if filters else ''} (see `eqbench list`)")
+    return chosen
+
+
+def check_entries(selected: Sequence[ModelEntry], seed: int, examples: int | None) -> list[CheckResult]:
+    """Run each entry's check in turn, with a progress bar on stderr when it is a terminal."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from eqbench.registry import run_entry
+
+    results = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=make_console(stderr=True), transient=True) as progress:
+        task = progress.add_task("checking", total=len(selected))
+        for entry in selected:
+            progress.update(task, description=f"checking {escape(entry.name)}")
+            results.append(run_entry(entry, seed=seed, examples=examples))
+            progress.advance(task)
+    return results
+
+
+def results_table(selected: Sequence[ModelEntry], results: Sequence[CheckResult]) -> Table:
+    """A rich table: model, group, verdict, expected, max rel error, noise floor, seconds."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table()
+    for column in ("model", "group", "verdict", "expected", "max rel error", "noise floor", "seconds"):
+        table.add_column(column, justify="right" if column in ("max rel error", "noise floor", "seconds") else "left")
+    for entry, result in zip(selected, results):
+        style = "green" if entry.matches(result.verdict) else "bold red"
+        table.add_row(
+            Text(entry.name),
+            Text(result.group),
+            Text(str(result.verdict), style=style),
+            entry.expected,
+            f"{result.max_rel_error:.2e}",
+            f"{result.noise_floor:.2e}",
+            f"{result.seconds:.2f}",
+        )
+    return table
+
+
+def write_records(path: Path, records: list[dict]) -> None:
+    """Write ``records`` as an indented JSON list, atomically (temporary file, then ``os.replace``)."""
+    from eqbench.reports.files import write_text_atomic
+
+    missing = [f for f in RECORD_FIELDS if any(f not in r for r in records)]
+    if missing:
+        raise RuntimeError(f"check records lack the field(s) {missing}")
+    try:
+        write_text_atomic(path, json.dumps(records, indent=2) + "\n")
+    except OSError as error:
+        raise UsageError(f"cannot write --json {path}: {error.strerror or error}") from error
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value

@@ -1,0 +1,129 @@
+"""Neighbourhoods of query points: k nearest, or a uniform sample inside an invariant ball.
+
+LieConv (Finzi et al. 2020, sec. 4.3 and app. A.4) estimates the convolution integral over a
+neighbourhood of each query ``u``: the ball ``{v : d(u, v) < r}`` in the invariant distance.
+``nbhd`` points are drawn uniformly without replacement from the ball (all of them when the
+ball holds fewer), or the ``nbhd`` nearest points are taken instead (``knn``). Since ``d`` is
+invariant, the ball and the k nearest points move with the group: only the uniform draw is
+random, and it draws the same numbers for ``x`` and ``g . x`` under common random numbers.
+
+The ball radius adapts during training so that the ball holds a target fraction ``fill`` of
+the points (:class:`BallRadius`). Selection works on the ``(B, m, n)`` distances only; the
+pair representation is formed afterwards for the selected ``(B, m, k)`` pairs alone.
+
+Ties: ``topk`` breaks ties in distance arbitrarily, so k-nearest selection is exactly
+invariant only on inputs without ties at the k-th distance (generic point clouds; not the
+mirror-symmetric pairs of a pixel grid). Selecting every point of the ball (``nbhd >= n``)
+has no such ties.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from eqbench.models.lieconv.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """Selected neighbours of ``m`` queries among ``n`` points.
+
+    ``index`` ``(B, m, k)`` holds the neighbours' point indices, or is ``None`` when every
+    point is a candidate (the dense form, ``k = n``); ``valid`` ``(B, m, k)`` marks real
+    neighbours (inside the ball, real points, real query).
+    """
+
+    index: Tensor | None
+    valid: Tensor
+
+    def counts(self) -> Tensor:
+        """``(B, m)`` number of valid neighbours per query (at least 1, for division)."""
+        return self.valid.sum(-1).clamp(min=1)
+
+
+def pair_mask(column_mask: Tensor, row_mask: Tensor) -> Tensor:
+    """``(B, m, n)``: real query ``i`` and real point ``j``."""
+    return row_mask[:, :, None] & column_mask[:, None, :]
+
+
+def nearest(distances: Tensor, allowed: Tensor, k: int) -> Neighbourhood:
+    """The ``k`` nearest allowed points of each query (``k`` at most ``n``; fewer allowed ones are marked invalid)."""
+    if k >= distances.shape[-1]:
+        return Neighbourhood(None, allowed)
+    masked = torch.where(allowed, distances, torch.full_like(distances, torch.inf))
+    chosen, index = torch.topk(masked, k, dim=-1, largest=False, sorted=False)
+    return Neighbourhood(index, torch.isfinite(chosen))
+
+
+def ball_sample(within: Tensor, k: int, generator: torch.Generator | None, workspace: Workspace | None = None) -> Neighbourhood:
+    """Up to ``k`` points drawn uniformly without replacement from each query's ball ``within`` ``(B, m, n)``.
+
+    Every ball point gets a uniform key in ``[1, 2)`` and every other point one in ``[0, 1)``;
+    the ``k`` largest keys are a uniform sample of the ball (all of it when it holds at most
+    ``k`` points, then topped up with invalid outsiders). The keys are float32 draws, in
+    ``workspace`` when given.
+    """
+    if k >= within.shape[-1]:
+        return Neighbourhood(None, within)
+    like = torch.empty(0, device=within.device)
+    out = None if workspace is None else workspace.views([tuple(within.shape)], like)[0]
+    keys = torch.rand(within.shape, generator=generator, device=within.device, out=out)
+    keys += within
+    chosen, index = torch.topk(keys, k, dim=-1, largest=True, sorted=False)
+    return Neighbourhood(index, chosen >= 1)
+
+
+class BallRadius(nn.Module):
+    """The radius ``r`` of the neighbourhood ball, adapted in training to hold a fraction ``fill`` of the points.
+
+    Running estimate (the reference's rule): after each training forward pass,
+    ``r <- r + coeff * (fill - observed fill)``, where the observed fill is the mean number of
+    ball points per real query over the mean number of real points per item. When no
+    initial radius is given, the first training pass sets ``r`` to the ``fill``-quantile of
+    that batch's distances (so the running estimate starts where it should). The radius is
+    a buffer, saved in the state dict; evaluation uses it as it is.
+    """
+
+    def __init__(self, fill: float, radius: float | None = None, coeff: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 < fill <= 1.0:
+            raise ValueError(f"fill must be in (0, 1], got {fill!r}")
+        if radius is not None and not radius > 0:
+            raise ValueError(f"the initial ball radius must be positive, got {radius!r}")
+        self.fill = float(fill)
+        self.coeff = float(coeff)
+        self.register_buffer("radius", torch.tensor(float("nan") if radius is None else float(radius)))
+
+    def extra_repr(self) -> str:
+        return f"fill={self.fill:g}, radius={float(self.radius):.4g}"
+
+    def within(self, distances: Tensor, column_mask: Tensor, row_mask: Tensor) -> Tensor:
+        """``(B, m, n)`` pairs of a real query and a real point inside the ball; in training, then update the radius."""
+        allowed = pair_mask(column_mask, row_mask)
+        if torch.isnan(self.radius):
+            if not self.training:
+                raise RuntimeError(
+                    "the LieConv ball radius has not been estimated: run the model in training mode on data first "
+                    "(the radius adapts to the fill fraction), or construct it with an initial radius"
+                )
+            self.initialise(distances[allowed])
+        inside = allowed & (distances < self.radius)
+        if self.training:
+            self.update(inside, column_mask, row_mask)
+        return inside
+
+    @torch.no_grad()
+    def initialise(self, distances: Tensor) -> None:
+        """Set the radius to the ``fill``-quantile of a batch's real distances (1-D)."""
+        if distances.numel():
+            rank = max(1, min(distances.numel(), round(self.fill * distances.numel())))
+            self.radius.copy_(torch.kthvalue(distances, rank).values * (1 + 1e-6))
+
+    @torch.no_grad()
+    def update(self, inside: Tensor, column_mask: Tensor, row_mask: Tensor) -> None:
+        """One step of the running estimate (class docstring) from a batch's ``(B, m, n)`` ball membership."""
+        per_query = torch.count_nonzero(inside) / torch.count_nonzero(row_mask).clamp(min=1)
+        points = column_mask.sum(-1).to(self.radius.dtype).mean().clamp(min=1)
+        self.radius += self.coeff * (self.fill - per_query / points)

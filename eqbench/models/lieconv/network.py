@@ -1,0 +1,231 @@
+"""LieResNet: the generic LieConv network of Finzi et al. 2020 (Fig. 5), on point clouds with features.
+
+Forward pass on ``pos`` ``(B, n, d)``, ``feat`` ``(B, n, chin)``, ``mask`` ``(B, n)``:
+
+1. embed the features (``Linear(chin, k_0)``, per point) and lift the points to ``N = n *
+   liftsamples`` group elements (:mod:`eqbench.models.lieconv.groups`), repeating the
+   features and mask per lift sample;
+2. invariant distances between all lifted points, ``(B, N, N)`` (no gradient; ``4 B N^2``
+   bytes in float32, e.g. 42 MB for 25 images of 648 pixels), and, when the layers
+   downsample (``ds_frac < 1``), ONE farthest-point order from a seeded start
+   (:mod:`eqbench.models.lieconv.sampling`); every per-point tensor is put in that order, so
+   layer ``l`` queries the first ``m_l = round(ds_frac * m_{l-1})`` points;
+3. ``num_layers`` bottleneck blocks (:mod:`eqbench.models.lieconv.blocks`), each with a LieConv
+   whose neighbourhoods are chosen from the ``(B, m, n)`` distances and whose pair
+   representation is formed for the chosen ``(B, m, nbhd)`` pairs only;
+4. masked BatchNorm, SiLU, ``Linear(k_L, num_outputs)`` per point, then global mean pooling
+   over the real lifted points (averaging over lift samples too), or GIGP
+   (:mod:`eqbench.models.gigp`) with ``pool="gigp"``.
+
+Nothing is cached between calls: lifts, distances and subsampling are recomputed from each
+input, so they move with a transformed input (the reference caches its image lift and FPS
+indices after the first call).
+
+Randomness (random lifts, the FPS start, ball samples) comes from ``generator`` (torch's
+global RNG when ``None``), or, with ``fixed_seed`` set, from a generator re-seeded with it at
+every call: the same Monte-Carlo draws on every call, which makes the network a deterministic
+function (used by registrations so that the checker's float64 copy draws the same samples).
+All draws are made in float32, so a float64 copy of the network draws the same numbers.
+
+Exactly invariant settings: a deterministic lift (T(n), SO(2), R>0 x SO(2)), ``liftsamples = 1``,
+``ds_frac = 1`` and every ball point used (``nbhd=None``, or ``nbhd >= n``), or k-nearest
+neighbours on inputs without distance ties; in evaluation mode (batch statistics of training
+mode couple the items of a batch).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from eqbench.models.gigp import GIGP, centroid_distance_orbits
+from eqbench.models.lieconv.blocks import BottleneckBlock, masked_mean
+from eqbench.models.lieconv.conv import LiftedCloud
+from eqbench.models.lieconv.groups.base import Lift, LiftingGroup, gather_points
+from eqbench.models.lieconv.pointwise import batch_norm, pack, real_rows, unpack
+from eqbench.models.lieconv.sampling import farthest_point_order
+
+POOLS = ("mean", "gigp")
+ORBIT_LABELS = ("lift", "centroid")
+
+
+def per_layer(value: float | int | Sequence, count: int, name: str) -> list:
+    """``value`` repeated ``count`` times, or the given sequence after checking its length."""
+    if isinstance(value, (int, float)):
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
+        raise ValueError(f"{name} needs {count} values (one per layer), got {len(values)}")
+    return values
+
+
+def check_group(group: object) -> LiftingGroup:
+    """``group`` if it is a lifting-group instance; a clear ``TypeError`` for a class or anything else."""
+    if isinstance(group, type):
+        raise TypeError(f"pass a lifting group instance such as {group.__name__}(), not the class {group.__name__}")
+    if not isinstance(group, LiftingGroup):
+        raise TypeError(f"group must be a LieConv lifting group (eqbench.models.lieconv.groups), got {group!r}")
+    return group
+
+
+class LieResNet(nn.Module):
+    """LieConv network (module docstring). Arguments as in the reference's ``LieResNet``:
+
+    ``chin`` input channels; ``num_outputs``; ``group`` a lifting-group instance; ``k`` channel
+    width (or ``num_layers + 1`` widths); ``nbhd`` Monte-Carlo neighbourhood size (``None``:
+    every ball point); ``fill`` target ball fraction (or one per layer); ``ds_frac`` per-layer
+    downsampling; ``liftsamples``; ``knn``; ``bn``; ``mean`` (average, not sum, over
+    neighbours); ``radius`` initial ball radius (``None``: estimated on the first training
+    batch). ``pool``: ``"mean"`` or ``"gigp"`` (``gigp_bins`` bins, aggregation ``gigp_width``
+    bin spacings, ``orbit_labels`` ``"lift"`` (the lift's orbit coordinate ``q``, for SO(2) and
+    SO(3)) or ``"centroid"`` (distance to the centroid)). ``generator``/``fixed_seed``: see the
+    module docstring.
+    """
+
+    def __init__(
+        self,
+        chin: int,
+        num_outputs: int = 1,
+        *,
+        group: LiftingGroup,
+        k: int | Sequence[int] = 1536,
+        num_layers: int = 6,
+        nbhd: int | None = None,
+        fill: float | Sequence[float] = 1 / 4,
+        ds_frac: float = 1.0,
+        liftsamples: int = 1,
+        knn: bool = False,
+        bn: bool = True,
+        mean: bool = True,
+        radius: float | None = None,
+        pool: str = "mean",
+        gigp_bins: int = 50,
+        gigp_width: float = 1.0,
+        orbit_labels: str = "lift",
+        generator: torch.Generator | None = None,
+        fixed_seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.group = check_group(group)
+        if not 0.0 < ds_frac <= 1.0:
+            raise ValueError(f"ds_frac must be in (0, 1], got {ds_frac!r}")
+        if pool not in POOLS or orbit_labels not in ORBIT_LABELS:
+            raise ValueError(f"pool must be one of {POOLS} and orbit_labels one of {ORBIT_LABELS}, got {pool!r}, {orbit_labels!r}")
+        if pool == "gigp" and orbit_labels == "lift" and group.orbit_dim != 1:
+            raise ValueError(
+                f"orbit_labels='lift' reads the lift's 1-dimensional orbit coordinate, which {group.name} does not have "
+                "(SO(2) and SO(3) do); use orbit_labels='centroid'"
+            )
+        widths = per_layer(k, num_layers + 1, "k")
+        fills = per_layer(fill, num_layers, "fill")
+        self.chin, self.ds_frac, self.orbit_labels = chin, float(ds_frac), orbit_labels
+        self.liftsamples = liftsamples
+        self.generator, self.fixed_seed = generator, fixed_seed
+        self.embed = nn.Linear(chin, widths[0])
+        conv_options = {"nbhd": nbhd, "knn": knn, "mean": mean, "radius": radius}
+        self.blocks = nn.ModuleList(
+            BottleneckBlock(widths[i], widths[i + 1], group, bn, fill=fills[i], **conv_options) for i in range(num_layers)
+        )
+        self.head_norm = batch_norm(widths[-1], bn)
+        self.head = nn.Linear(widths[-1], num_outputs)
+        self.pool = GIGP(num_outputs, gigp_bins, gigp_width) if pool == "gigp" else None
+
+    # ------------------------------------------------------------ Monte-Carlo knobs
+    @property
+    def nbhd(self) -> int | None:
+        """The Monte-Carlo neighbourhood size of every layer (settable, e.g. for sweeps)."""
+        return self.blocks[0].conv.nbhd
+
+    @nbhd.setter
+    def nbhd(self, value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError(f"nbhd must be a positive integer or None, got {value!r}")
+        for block in self.blocks:
+            block.conv.nbhd = value
+
+    def call_generator(self, device: torch.device) -> torch.Generator | None:
+        """The generator of one forward pass (see the module docstring)."""
+        if self.fixed_seed is not None:
+            return torch.Generator(device=device).manual_seed(int(self.fixed_seed))
+        return self.generator
+
+    def query_sizes(self, points: int) -> list[int]:
+        """``[N, m_1, ..., m_L]`` with ``m_l = round(ds_frac * m_{l-1})`` (at least 1)."""
+        sizes = [points]
+        for _ in self.blocks:
+            sizes.append(max(1, round(self.ds_frac * sizes[-1])))
+        return sizes
+
+    # ------------------------------------------------------------------- forward
+    def forward(self, pos: Tensor, feat: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``(B, num_outputs)`` invariant outputs for points ``pos`` ``(B, n, d)`` with features ``feat`` ``(B, n, chin)``."""
+        mask = self.checked_mask(pos, feat, mask)
+        samples = self.liftsamples
+        generator = self.call_generator(pos.device)
+        lift = self.group.lift(pos, samples, generator)
+        point_rows = real_rows(mask)
+        values = unpack(self.embed(pack(feat, point_rows)), point_rows, *mask.shape)
+        labels = None if self.pool is None else self.point_orbit_labels(pos, mask)
+        if samples > 1:
+            values, mask = values.repeat_interleave(samples, 1), mask.repeat_interleave(samples, 1)
+            labels = None if labels is None else labels.repeat_interleave(samples, 1)
+        sizes = self.query_sizes(lift.size)
+        with torch.no_grad():
+            distances = self.group.pair_distances(Lift(lift.elements.detach(), lift.orbits.detach()), Lift(lift.elements.detach(), lift.orbits.detach()))
+        if sizes[1] < sizes[0]:
+            order = farthest_point_order(distances, mask, sizes[1], generator)
+            lift, values, mask = lift.take(order), gather_points(values, order), gather_points(mask[..., None], order)[..., 0]
+            labels = None if labels is None else gather_points(labels[..., None], order)[..., 0]
+            distances = reorder_distances(distances, order, sizes[1])
+        cloud = LiftedCloud(self.group, lift, mask, distances)
+        values = pack(values, cloud.rows(sizes[0]))
+        for block, inputs, queries in zip(self.blocks, sizes[:-1], sizes[1:]):
+            values = block(cloud, values, inputs, queries, generator)
+        last = mask[:, : sizes[-1]]
+        out = unpack(self.head(F.silu(self.head_norm(values))), cloud.rows(sizes[-1]), mask.shape[0], sizes[-1])
+        if self.pool is None:
+            return masked_mean(out, last)
+        return self.pool(out, labels[:, : sizes[-1]], last)
+
+    def checked_mask(self, pos: Tensor, feat: Tensor, mask: Tensor | None) -> Tensor:
+        """Validate the inputs' shapes and dtypes; returns the mask (all True when ``None``)."""
+        d = self.group.space_dim
+        if not (isinstance(pos, Tensor) and pos.dim() == 3 and pos.shape[-1] == d and pos.is_floating_point()):
+            raise ValueError(f"{type(self).__name__}: pos must be a floating tensor (B, n, {d}), got {_describe(pos)}")
+        if not (isinstance(feat, Tensor) and feat.shape == (*pos.shape[:2], self.chin) and feat.is_floating_point()):
+            raise ValueError(f"{type(self).__name__}: feat must be a floating tensor {(*pos.shape[:2], self.chin)}, got {_describe(feat)}")
+        if mask is None:
+            return torch.ones(pos.shape[:2], dtype=torch.bool, device=pos.device)
+        if not (isinstance(mask, Tensor) and mask.dtype == torch.bool and mask.shape == pos.shape[:2]):
+            raise ValueError(f"{type(self).__name__}: mask must be a bool tensor {tuple(pos.shape[:2])}, got {_describe(mask)}")
+        return mask
+
+    # ---------------------------------------------------------------------- GIGP
+    def point_orbit_labels(self, pos: Tensor, mask: Tensor) -> Tensor:
+        """GIGP orbit labels per input point ``(B, n)``: the lift's orbit coordinate or the distance to the centroid."""
+        if self.orbit_labels == "centroid":
+            return centroid_distance_orbits(pos, mask)
+        return self.group.lift(pos, 1, torch.Generator(device=pos.device)).orbits[..., 0]
+
+    @torch.no_grad()
+    def fit_orbit_bins(self, pos: Tensor, mask: Tensor | None = None) -> None:
+        """Fit GIGP's orbit bins on the training points ``pos`` ``(B, n, d)`` (real points of ``mask``)."""
+        if self.pool is None:
+            raise RuntimeError("fit_orbit_bins needs a network built with pool='gigp'")
+        mask = torch.ones(pos.shape[:2], dtype=torch.bool, device=pos.device) if mask is None else mask
+        self.pool.fit_bins(self.point_orbit_labels(pos, mask), mask)
+
+
+def reorder_distances(distances: Tensor, order: Tensor, rows: int) -> Tensor:
+    """``distances[b, order[b, :rows]][:, order[b]]``: rows and columns in farthest-point order, ``(B, rows, N)``."""
+    n = distances.shape[-1]
+    picked_rows = torch.gather(distances, 1, order[:, :rows, None].expand(-1, -1, n))
+    return torch.gather(picked_rows, 2, order[:, None, :].expand(-1, rows, -1))
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, Tensor):
+        return f"{value.dtype} tensor of shape {tuple(value.shape)}"
+    return repr(type(value).__name__)

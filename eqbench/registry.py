@@ -1,0 +1,332 @@
+"""The model registry: which model is checked against which group, actions, inputs and verdict.
+
+Models stay plain ``nn.Module``s; a registration joins one to the checker::
+
+    @register_model("my-gnn", group=SE3() * Symmetric(), in_action=Points(), out_action=Invariant(),
+                    inputs=PointCloudInputs(), expected="exact")
+    def my_gnn():
+        return MyGNN(hidden=32)
+
+Registrations come from three places: eqbench's own suite (:func:`load_builtin`), other
+packages through the entry point group ``eqbench.models`` (:func:`load_entry_points`), and a
+user's Python file or module (:func:`load_plugin`, ``eqbench check --plugin``).
+
+Expected verdicts: ``"exact"`` is met only by the verdict ``exact``; ``"approximate"`` is met
+by ``approximate`` *and* by ``exact`` (a model declared approximately equivariant that turns
+out exact keeps its promise); ``"violated"`` is met only by ``violated`` (a broken control
+that passes means the checker missed it). The verdict ``error`` meets no expectation.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import re
+import sys
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+
+import torch
+
+if TYPE_CHECKING:
+    from eqbench.actions.base import Action
+    from eqbench.check import CheckResult
+    from eqbench.groups.base import Group
+    from eqbench.inputs.base import InputGenerator
+
+#: The verdicts a registration may expect, and the verdicts that meet each expectation.
+EXPECTATIONS: Mapping[str, frozenset[str]] = {
+    "exact": frozenset({"exact"}),
+    "approximate": frozenset({"exact", "approximate"}),
+    "violated": frozenset({"violated"}),
+}
+ENTRY_POINT_GROUP = "eqbench.models"
+DEFAULT_SUITE = "default"
+BUILTIN_SUITE_MODULE = "eqbench.suite"
+
+
+class RegistryError(ValueError):
+    """A registration or look-up that cannot be honoured (duplicate or unknown name, bad settings)."""
+
+
+class PluginError(RegistryError):
+    """A plugin file, module or entry point that cannot be loaded; the message names it."""
+
+
+@dataclass(frozen=True, eq=False)
+class ModelEntry:
+    """One registered model: how to build it and how to check it.
+
+    ``factory`` is a zero-argument callable returning the model (an ``nn.Module`` or any
+    callable); ``check_options`` are extra keyword arguments for
+    :func:`eqbench.check.check_equivariance` (``n_inputs``, ``n_elements``, ``search_examples``, ...);
+    ``source`` names where the registration came from (``module:qualname``). Entries compare
+    and hash by identity: each registration is one object.
+    """
+
+    name: str
+    factory: Callable[[], Any]
+    group: Group
+    in_action: Action
+    out_action: Action
+    inputs: InputGenerator
+    expected: str = "exact"
+    tolerance: float = 1e-2
+    description: str = ""
+    suites: tuple[str, ...] = (DEFAULT_SUITE,)
+    check_options: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def matches(self, verdict: str) -> bool:
+        """Whether a check's ``verdict`` (a string or :class:`~eqbench.check.Verdict`) meets the expectation.
+
+        The rule is the module docstring's, the same as ``CheckResult.matches_expected``.
+        """
+        return str(getattr(verdict, "value", verdict)) in EXPECTATIONS[self.expected]
+
+
+_ENTRIES: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    group: Group,
+    in_action: Action,
+    out_action: Action,
+    inputs: InputGenerator,
+    expected: str = "exact",
+    tolerance: float = 1e-2,
+    description: str = "",
+    suites: Iterable[str] = (DEFAULT_SUITE,),
+    check_options: Mapping[str, Any] | None = None,
+) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """Decorator registering a zero-argument model factory under ``name``; returns the factory unchanged.
+
+    Raises :class:`RegistryError` for an empty name, an unknown ``expected`` verdict, a
+    non-positive tolerance, or a name already registered from a different source (the same
+    source may re-register, so re-loading a plugin file is harmless).
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise RegistryError(f"model name must be a non-empty string, got {name!r}")
+    if expected not in EXPECTATIONS:
+        raise RegistryError(f"model {name!r}: expected must be one of {sorted(EXPECTATIONS)}, got {expected!r}")
+    if not tolerance > 0:
+        raise RegistryError(f"model {name!r}: tolerance must be positive, got {tolerance!r}")
+    if isinstance(suites, str):
+        suites = (suites,)
+
+    def decorate(factory: Callable[[], Any]) -> Callable[[], Any]:
+        if not callable(factory):
+            raise RegistryError(f"model {name!r}: register_model decorates a zero-argument factory, got {factory!r}")
+        entry = ModelEntry(
+            name=name,
+            factory=factory,
+            group=group,
+            in_action=in_action,
+            out_action=out_action,
+            inputs=inputs,
+            expected=expected,
+            tolerance=float(tolerance),
+            description=description,
+            suites=tuple(suites),
+            check_options=MappingProxyType(dict(check_options or {})),
+            source=_source_of(factory),
+        )
+        previous = _ENTRIES.get(name)
+        if previous is not None and previous.source != entry.source:
+            raise RegistryError(
+                f"model {name!r} is already registered by {previous.source}; {entry.source} cannot register it again "
+                "(pick another name)"
+            )
+        _ENTRIES[name] = entry
+        return factory
+
+    return decorate
+
+
+def entries(suite: str | None = None, group: str | Group | None = None) -> list[ModelEntry]:
+    """Registered entries sorted by name, optionally only those in ``suite`` and/or checked under ``group``.
+
+    ``group`` is a group or a group name (normalised by :func:`eqbench.groups.group_from_name`,
+    so ``"so3"`` and ``"SO(3)"`` agree); an entry matches when its group is that group or a
+    direct product with it as a factor (``--group SE3`` selects SE(3) x S_n entries too).
+    """
+    selected = sorted(_ENTRIES.values(), key=lambda e: e.name)
+    if suite is not None:
+        selected = [e for e in selected if suite in e.suites]
+    if group is not None:
+        wanted = _group_name(group)
+        selected = [e for e in selected if wanted in _group_names(e.group)]
+    return selected
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The entry registered as ``name``; an unknown name raises :class:`RegistryError` listing close names."""
+    try:
+        return _ENTRIES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_ENTRIES), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; {len(_ENTRIES)} models are registered (see `eqbench list`)"
+        raise RegistryError(f"unknown model {name!r}{hint}") from None
+
+
+# ------------------------------------------------------------------------------ loading
+def load_builtin() -> None:
+    """Register eqbench's own suite (control and reference models)."""
+    importlib.import_module(BUILTIN_SUITE_MODULE)
+
+
+def load_all(plugins: Iterable[str | Path] = ()) -> list[ModelEntry]:
+    """The builtin suite, every entry point, then each plugin; returns the plugins' entries (in order)."""
+    load_builtin()
+    load_entry_points()
+    loaded: dict[str, ModelEntry] = {}
+    for plugin in plugins:
+        loaded.update((e.name, e) for e in load_plugin(plugin))
+    return list(loaded.values())
+
+
+def load_entry_points() -> list[str]:
+    """Load every ``eqbench.models`` entry point; returns their names.
+
+    An entry point names a module whose import registers models, or a zero-argument
+    function that registers them (it is called). A plugin that fails raises
+    :class:`PluginError` naming the entry point, its target and the error.
+    """
+    loaded = []
+    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            target = point.load()
+            if callable(target) and not isinstance(target, ModuleType):
+                target()
+        except Exception as error:  # a third-party plugin may fail in any way; name it
+            raise PluginError(
+                f"{ENTRY_POINT_GROUP} entry point {point.name!r} ({point.value}) failed to load: {_describe(error)}"
+            ) from error
+        loaded.append(point.name)
+    return loaded
+
+
+def load_plugin(file_or_module: str | Path) -> list[ModelEntry]:
+    """Import a user's ``.py`` file or importable module so that its ``register_model`` calls run.
+
+    A path (anything ending in ``.py`` or naming an existing file) is executed afresh under a
+    module name derived from its resolved path, so loading it twice re-registers the same
+    sources harmlessly. Returns the entries the plugin registered. A missing file, a module
+    that cannot be imported, or an error while importing raises :class:`PluginError`.
+    """
+    text = str(file_or_module)
+    path = Path(text).expanduser()
+    if text.endswith(".py") or path.is_file():
+        module_name = _load_file(path)
+    else:
+        module_name = _import_module(text)
+    return [e for e in _ENTRIES.values() if e.source.split(":", 1)[0] == module_name]
+
+
+def _load_file(path: Path) -> str:
+    if not path.is_file():
+        raise PluginError(f"plugin file not found: {path}")
+    resolved = path.resolve()
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:10]
+    module_name = f"eqbench_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', resolved.stem)}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"cannot load plugin file {path}: not a Python source file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[module_name]
+        raise PluginError(f"plugin file {path} failed to load: {_describe(error)}") from error
+    return module_name
+
+
+def _import_module(name: str) -> str:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name is not None and (name == error.name or name.startswith(error.name + ".")):
+            raise PluginError(f"plugin module {name!r} not found (and no file of that name exists)") from error
+        raise PluginError(f"plugin module {name!r} failed to load: {_describe(error)}") from error
+    except Exception as error:
+        raise PluginError(f"plugin module {name!r} failed to load: {_describe(error)}") from error
+    return name
+
+
+# ------------------------------------------------------------------------------ running
+def build_model(entry: ModelEntry, seed: int = 0) -> Any:
+    """Call the entry's factory with torch's global RNG seeded by ``seed`` and restored afterwards.
+
+    Factories build models with default (global-RNG) initialisation; forking the RNG makes the
+    weights a function of ``seed`` alone and leaves the caller's random state untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return entry.factory()
+
+
+def run_entry(entry: ModelEntry, seed: int = 0, examples: int | None = None) -> CheckResult:
+    """Build ``entry``'s model (seeded) and check it with the entry's group, actions, inputs and settings.
+
+    ``examples`` overrides the number of hypothesis search examples (``search_examples``).
+    The result's verdict is compared with the expectation by :meth:`ModelEntry.matches`.
+    """
+    from eqbench.check import check_equivariance
+
+    options = dict(entry.check_options)
+    if examples is not None:
+        options["search_examples"] = examples
+    return check_equivariance(
+        build_model(entry, seed),
+        entry.group,
+        entry.inputs,
+        entry.in_action,
+        entry.out_action,
+        expected=entry.expected,
+        tolerance=entry.tolerance,
+        seed=seed,
+        name=entry.name,
+        **options,
+    )
+
+
+# ------------------------------------------------------------------------------ helpers
+def _source_of(factory: Callable[[], Any]) -> str:
+    module = getattr(factory, "__module__", None) or "?"
+    qualname = getattr(factory, "__qualname__", None) or type(factory).__qualname__
+    return f"{module}:{qualname}"
+
+
+def _describe(error: BaseException) -> str:
+    """``Type: message`` plus the innermost file and line of the traceback."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
+def _group_name(group: str | Group) -> str:
+    from eqbench.groups import group_from_name
+
+    if isinstance(group, str):
+        try:
+            group = group_from_name(group)
+        except (KeyError, ValueError) as error:
+            detail = error.args[0] if error.args else type(error).__name__
+            raise RegistryError(f"unknown group {group!r} ({detail})") from None
+    return group.name
+
+
+def _group_names(group: Group) -> set[str]:
+    """The group's own name and, for a direct product, its factors' names (recursively)."""
+    names = {group.name}
+    for factor in getattr(group, "factors", ()):
+        names |= _group_names(factor)
+    return names

@@ -1,0 +1,201 @@
+"""Registrations of the control models (:mod:`eqbench.models.controls`) in the default suite.
+
+Correct controls are expected ``exact``, broken ones ``violated``; each docstring in the model
+module says why. Every check here uses :data:`CONTROL_CHECK` (a few inputs and elements and a
+short hypothesis search) so that the whole control suite runs in seconds and the
+20-seed acceptance test in well under a minute.
+
+The truncated-neighbourhood control is the rare-input case. With radius 0.35 and at most 2
+neighbours kept, the random phase's generic clouds (8 points of scale 1, where a given pair
+lies within the radius with probability about 0.5%) essentially never put 3 points inside
+one ball, so only the search finds the configuration that breaks S_n. Its inputs
+(:data:`DENSE_CAPABLE_CLOUDS`) reach scales down to 0.01, where every pair does, and its
+search is longer (:data:`RARE_INPUT_CHECK`): searching for rare inputs is what that control
+tests. Measured over seeds 0..499, the random phase alone never caught it and the search
+always did.
+"""
+from __future__ import annotations
+
+from eqbench.actions import Invariant, Points, Scalars, Tuple
+from eqbench.groups import E3, O3, SE3, SO3, Symmetric
+from eqbench.inputs import PointCloudInputs
+from eqbench.models import controls
+from eqbench.registry import register_model
+
+#: Checker settings shared by every control: small, yet each broken control fails in the random
+#: phase or the search for every seed (tests/test_controls.py runs seeds 0..19).
+CONTROL_CHECK = {"n_inputs": 2, "n_elements": 8, "search_examples": 30}
+RARE_INPUT_CHECK = {**CONTROL_CHECK, "search_examples": 100}
+CLOUDS = PointCloudInputs()
+CLOUDS_WITH_FEATURES = PointCloudInputs(features=4)
+CLOUDS_WITH_VELOCITIES = PointCloudInputs(vectors=1)
+#: Clouds of 4 to 12 points at scales down to 0.01, for the truncated-neighbourhood control.
+DENSE_CAPABLE_CLOUDS = PointCloudInputs(min_points=4, max_points=12, min_scale=0.01)
+#: CoordinateMLP has one weight per coordinate of a fixed number of points.
+FIXED_CLOUDS = PointCloudInputs(min_points=8, max_points=8)
+E3_SN = E3() * Symmetric()
+SE3_SN = SE3() * Symmetric()
+
+
+# ----------------------------------------------------------------------------- correct
+@register_model(
+    "distance-mlp",
+    group=E3_SN,
+    in_action=CLOUDS.action,
+    out_action=Invariant(),
+    inputs=CLOUDS,
+    description="MLP on pairwise distances with sum pooling (E(3) x S_n invariant)",
+    check_options=CONTROL_CHECK,
+)
+def distance_mlp() -> controls.DistanceMLP:
+    return controls.DistanceMLP()
+
+
+@register_model(
+    "deepsets",
+    group=Symmetric(),
+    in_action=CLOUDS.action,
+    out_action=Invariant(),
+    inputs=CLOUDS,
+    description="DeepSets rho(sum_i phi(x_i)) (S_n invariant)",
+    check_options=CONTROL_CHECK,
+)
+def deepsets() -> controls.DeepSets:
+    return controls.DeepSets()
+
+
+@register_model(
+    "pointnet",
+    group=Symmetric(),
+    in_action=CLOUDS.action,
+    out_action=Invariant(),
+    inputs=CLOUDS,
+    description="PointNet without transform nets, max-pooled output (S_n invariant)",
+    check_options=CONTROL_CHECK,
+)
+def pointnet() -> controls.PointNet:
+    return controls.PointNet()
+
+
+@register_model(
+    "pointnet-per-point",
+    group=Symmetric(),
+    in_action=CLOUDS.action,
+    out_action=Scalars(),
+    inputs=CLOUDS,
+    description="PointNet segmentation head [h_i, max_j h_j] (S_n equivariant per point)",
+    check_options=CONTROL_CHECK,
+)
+def pointnet_per_point() -> controls.PointNet:
+    return controls.PointNet(per_point=True)
+
+
+@register_model(
+    "egnn-layer",
+    group=E3_SN,
+    in_action=CLOUDS_WITH_FEATURES.action,
+    out_action=Tuple(Points(), Scalars()),
+    inputs=CLOUDS_WITH_FEATURES,
+    description="EGNN layer, Satorras et al. 2021 (positions E(3) x S_n equivariant, features invariant)",
+    check_options=CONTROL_CHECK,
+)
+def egnn_layer() -> controls.EGNNLayer:
+    return controls.EGNNLayer(in_features=CLOUDS_WITH_FEATURES.features)
+
+
+@register_model(
+    "chiral-so3",
+    group=SO3(),
+    in_action=CLOUDS.action,
+    out_action=Invariant(),
+    inputs=CLOUDS,
+    description="distances plus a signed volume det[u1 u2 u3] (SO(3) invariant; see chiral-o3)",
+    check_options=CONTROL_CHECK,
+)
+def chiral_so3() -> controls.ChiralInvariant:
+    return controls.ChiralInvariant()
+
+
+# ------------------------------------------------------------------------------ broken
+@register_model(
+    "chiral-o3",
+    group=O3(),
+    in_action=CLOUDS.action,
+    out_action=Invariant(),
+    inputs=CLOUDS,
+    expected="violated",
+    description="broken: the signed volume flips sign under reflections (not O(3) invariant)",
+    check_options=CONTROL_CHECK,
+)
+def chiral_o3() -> controls.ChiralInvariant:
+    return controls.ChiralInvariant()
+
+
+@register_model(
+    "coordinate-mlp",
+    group=SO3(),
+    in_action=FIXED_CLOUDS.action,
+    out_action=Invariant(),
+    inputs=FIXED_CLOUDS,
+    expected="violated",
+    description="broken: MLP on the flattened raw coordinates (not rotation invariant)",
+    check_options=CONTROL_CHECK,
+)
+def coordinate_mlp() -> controls.CoordinateMLP:
+    return controls.CoordinateMLP(num_points=FIXED_CLOUDS.max_points)
+
+
+@register_model(
+    "axis-reader",
+    group=SE3_SN,
+    in_action=CLOUDS.action,
+    out_action=Invariant(),
+    inputs=CLOUDS,
+    expected="violated",
+    description="broken: distance MLP plus the variance along axis 0 (not rotation invariant)",
+    check_options=CONTROL_CHECK,
+)
+def axis_reader() -> controls.AxisReader:
+    return controls.AxisReader()
+
+
+@register_model(
+    "index-weighted-pooling",
+    group=Symmetric(),
+    in_action=CLOUDS.action,
+    out_action=Invariant(),
+    inputs=CLOUDS,
+    expected="violated",
+    description="broken: DeepSets with one learned weight per point index (not S_n invariant)",
+    check_options=CONTROL_CHECK,
+)
+def index_weighted_pooling() -> controls.IndexWeightedPooling:
+    return controls.IndexWeightedPooling()
+
+
+@register_model(
+    "raw-velocity-energy",
+    group=SE3_SN,
+    in_action=CLOUDS_WITH_VELOCITIES.action,
+    out_action=Invariant(),
+    inputs=CLOUDS_WITH_VELOCITIES,
+    expected="violated",
+    description="broken: feeds raw velocity components to an invariant (velocities not rotated)",
+    check_options=CONTROL_CHECK,
+)
+def raw_velocity_energy() -> controls.RawVelocityEnergy:
+    return controls.RawVelocityEnergy()
+
+
+@register_model(
+    "truncated-neighbourhood",
+    group=Symmetric(),
+    in_action=DENSE_CAPABLE_CLOUDS.action,
+    out_action=Scalars(),
+    inputs=DENSE_CAPABLE_CLOUDS,
+    expected="violated",
+    description="broken on dense inputs: keeps the first K neighbours within r by index (S_n)",
+    check_options=RARE_INPUT_CHECK,
+)
+def truncated_neighbourhood() -> controls.TruncatedNeighbourhood:
+    return controls.TruncatedNeighbourhood(radius=0.35, max_neighbours=2)

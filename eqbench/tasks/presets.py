@@ -1,0 +1,201 @@
+"""Hyperparameter presets per (task, model): ``paper`` (published settings) and ``small`` (minutes on 2 CPU cores).
+
+``paper`` presets carry the settings of the papers' code:
+
+* LieConv on rotated MNIST (Finzi et al. 2020, README and ``examples/train_img.py``): Adam,
+  lr 3e-3, batch 25, 500 epochs, cosine schedule; ``ImgLieResnet`` with SO(2) (alpha 0.2),
+  k 128, nbhd 25, fill 0.1, total_ds 0.1, 6 layers. LieConv + GIGP (Bujel et al. 2023) trains
+  with the same settings.
+* LieConv on QM9: Adam, lr 3e-3, batch 75, 500 epochs, 1% linear warm-up then cosine
+  (``examples/train_molec.py``); ``MolecLieResNet`` with T(3), k 1536, nbhd 100, fill 1, 6 layers.
+* n-body (``nbody_small``, 3,000 training systems): FA-GNN (Puny et al. 2022, ``nbody/run.sh``)
+  Adam lr 1e-3, batch 100, weight decay 1e-12, 60 hidden, 4 layers, 10,000 epochs; EGNN
+  (Satorras et al. 2021 README) lr 5e-4, 64 hidden; GNN lr 1e-3; both batch 100, weight decay
+  1e-12, 4 layers, 10,000 epochs.
+* L-conv vs CNN vs fully connected on rotated-and-scrambled images (Dehmamy et al. 2021,
+  ``paper-code/D-image-experiments/run_test-v2.py``): rotations uniform in +-90 degrees, 30
+  epochs, batch 32 and lr 1e-3 (Keras' defaults; we use Adam, they used RMSprop); L-conv with 32
+  filters, 9 generators of rank 8; CNN with 32 3x3 filters; the FC baseline 72 hidden units.
+
+Models without a published setting for a task (e.g. a CNN on rotated digits) get the settings
+of the paper that introduced the comparison. ``small`` presets shrink widths, data and epochs.
+Presets are plain values: :func:`with_overrides` applies ``--epochs``, ``--option`` and friends.
+"""
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+PRESET_NAMES = ("paper", "small")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Optimiser, schedule, data and model settings of one run.
+
+    ``batch_size`` is the global batch (split over processes under torchrun); ``warmup`` is the
+    fraction of steps with a linear warm-up before the cosine decay; ``data`` goes to
+    :meth:`eqbench.tasks.registry.Task.build` and ``model`` to the model builder.
+    """
+
+    name: str
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    warmup: float = 0.0
+    amp: bool = True
+    eval_batch_size: int = 256
+    data: Mapping[str, Any] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError(f"preset {self.name!r}: epochs and batch sizes must be positive, got {self.epochs}, {self.batch_size}, {self.eval_batch_size}")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.warmup < 1:
+            raise ValueError(f"preset {self.name!r}: need lr > 0, weight_decay >= 0 and 0 <= warmup < 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly form (nested mappings as dicts)."""
+        return {f.name: dict(getattr(self, f.name)) if f.name in ("data", "model") else getattr(self, f.name) for f in fields(self)}
+
+
+def with_overrides(preset: Preset, options: Iterable[str] = (), **values: Any) -> Preset:
+    """``preset`` with top-level ``values`` (``None`` values ignored; ``data`` and ``model`` mappings are merged in) and ``options`` ``"data.KEY=VALUE"`` / ``"model.KEY=VALUE"`` / ``"KEY=VALUE"`` applied.
+
+    Values are Python literals (``3``, ``0.1``, ``True``, ``'SO2'``, ``(64, 64)``); anything else is taken as a string.
+    """
+    changes: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+    data = {**preset.data, **changes.pop("data", {})}
+    model = {**preset.model, **changes.pop("model", {})}
+    top = {f.name for f in fields(Preset)} - {"name", "data", "model"}
+    for option in options:
+        key, sep, text = option.partition("=")
+        if not sep or not key:
+            raise ValueError(f"option {option!r} is not KEY=VALUE (e.g. data.train_size=500, model.hidden=32, epochs=3)")
+        value = _literal(text)
+        section, _, name = key.rpartition(".")
+        if section == "data":
+            data[name] = value
+        elif section == "model":
+            model[name] = value
+        elif not section and name in top:
+            changes[name] = value
+        else:
+            raise ValueError(f"option {key!r}: expected data.KEY, model.KEY or one of {sorted(top)}")
+    return replace(preset, data=data, model=model, **changes)
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+# ------------------------------------------------------------------ the tables
+LIECONV_IMAGE_PAPER = {"alpha": 0.2, "k": 128, "nbhd": 25, "fill": 0.1, "total_ds": 0.1, "num_layers": 6}
+LIECONV_IMAGE_SMALL = {"alpha": 0.2, "k": 48, "nbhd": 16, "fill": 0.2, "total_ds": 0.5, "num_layers": 3}
+LIECONV_IMAGE_MODELS = ("lieconv-so2", "lieconv-so2-gigp", "lieconv-t2", "lieconv-se2")
+#: The reference's rotMNIST crop (28 x 28 images -> 648 pixels); the padded 12 x 12 digits keep every pixel.
+MNIST_CROP = {"crop_radius": 15.0}
+LIECONV_MOLECULE_PAPER = {"k": 1536, "nbhd": 100, "fill": 1.0, "num_layers": 6}
+LIECONV_MOLECULE_SMALL = {"k": 64, "nbhd": 16, "fill": 1.0, "num_layers": 2}
+LIECONV_MOLECULE_MODELS = ("lieconv-t3", "lieconv-t3-gigp", "lieconv-se3")
+LCONV_SOURCE = "Dehmamy et al. 2021, run_test-v2.py (Keras defaults; Adam here)"
+LIECONV_IMAGE_SOURCE = "Finzi et al. 2020 README / train_img.py (rotMNIST, SO2)"
+IMAGE_MODELS_PAPER = {
+    "lconv": {"hidden_channels": 32, "num_layers": 1, "num_generators": 9, "rank": 8},
+    "cnn": {"channels": 32, "num_layers": 1, "kernel_size": 3},
+    "mlp": {"hidden": (72,)},
+}
+IMAGE_MODELS_SMALL = {
+    "lconv": {"hidden_channels": 16, "num_layers": 1, "num_generators": 9, "rank": 8},
+    "cnn": {"channels": 16, "num_layers": 1, "kernel_size": 3},
+    "mlp": {"hidden": (72,)},
+}
+NBODY_PAPER = {
+    "fa-gnn": ({"hidden": 60, "layers": 4}, 1e-3, "Puny et al. 2022, nbody/run.sh"),
+    "egnn": ({"hidden": 64, "layers": 4}, 5e-4, "Satorras et al. 2021 README"),
+    "gnn": ({"hidden": 64, "layers": 4}, 1e-3, "Satorras et al. 2021 README"),
+}
+
+
+def _image_presets(tasks: tuple[str, ...], crop: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Preset]]:
+    table: dict[tuple[str, str], dict[str, Preset]] = {}
+    small_data = {"seed": 0}
+    for task in tasks:
+        for model, settings in IMAGE_MODELS_PAPER.items():
+            paper_data = {"max_angle_degrees": 90.0}
+            table[(task, model)] = {
+                "paper": Preset("paper", 30, 32, 1e-3, data=paper_data, model=settings, source=LCONV_SOURCE),
+                "small": Preset("small", 15, 32, 3e-3, data=small_data, model=IMAGE_MODELS_SMALL[model], source="eqbench small"),
+            }
+        for model in LIECONV_IMAGE_MODELS:
+            table[(task, model)] = {
+                "paper": Preset("paper", 500, 25, 3e-3, model={**LIECONV_IMAGE_PAPER, **crop}, source=LIECONV_IMAGE_SOURCE),
+                "small": Preset("small", 10, 32, 3e-3, data=small_data, model={**LIECONV_IMAGE_SMALL, **crop}, source="eqbench small"),
+            }
+    return table
+
+
+def _nbody_presets() -> dict[tuple[str, str], dict[str, Preset]]:
+    table = {}
+    small_data = {"train_size": 3000, "valid_size": 500, "test_size": 1000}
+    for model, (settings, lr, source) in NBODY_PAPER.items():
+        table[("nbody", model)] = {
+            "paper": Preset("paper", 10_000, 100, lr, weight_decay=1e-12, model=settings, source=source),
+            "small": Preset("small", 30, 100, 1e-3, weight_decay=1e-12, data=small_data, model={"hidden": 32, "layers": 3}, source="eqbench small"),
+        }
+    return table
+
+
+def _qm9_presets(tasks: Iterable[str]) -> dict[tuple[str, str], dict[str, Preset]]:
+    table = {}
+    small_data = {"train_size": 5000, "valid_size": 1000, "test_size": 2000}
+    for task in tasks:
+        for model in LIECONV_MOLECULE_MODELS:
+            table[(task, model)] = {
+                "paper": Preset("paper", 500, 75, 3e-3, warmup=0.01, model=LIECONV_MOLECULE_PAPER, source="Finzi et al. 2020 README / train_molec.py"),
+                "small": Preset("small", 15, 50, 3e-3, warmup=0.01, data=small_data, model=LIECONV_MOLECULE_SMALL, source="eqbench small"),
+            }
+    return table
+
+
+def _all_presets() -> dict[tuple[str, str], dict[str, Preset]]:
+    from eqbench.tasks.qm9 import TARGETS
+
+    return {
+        **_image_presets(("digits-rot", "digits-rot-scrambled"), crop={}),
+        **_image_presets(("rotmnist", "rotmnist-scrambled"), crop=MNIST_CROP),
+        **_nbody_presets(),
+        **_qm9_presets(f"qm9-{target}" for target in TARGETS),
+    }
+
+
+PRESETS: dict[tuple[str, str], dict[str, Preset]] = _all_presets()
+#: The model whose presets (minus its model options) serve any other model trained on a task.
+TASK_REFERENCE_MODEL = {
+    **{task: "cnn" for task in ("digits-rot", "digits-rot-scrambled", "rotmnist", "rotmnist-scrambled")},
+    "nbody": "egnn",
+    **{task: "lieconv-t3" for task, _ in PRESETS if task.startswith("qm9-")},
+}
+
+
+def get_preset(task: str, model: str, name: str) -> Preset:
+    """The preset ``name`` of ``(task, model)``, else the task's reference model's preset with empty model options.
+
+    So a user's model registered for a task trains with that task's settings unless it brings
+    its own (through ``--option``). Unknown tasks or preset names are errors listing what exists.
+    """
+    presets = PRESETS.get((task, model))
+    if presets is None:
+        if task not in TASK_REFERENCE_MODEL:
+            raise KeyError(f"no presets for task {task!r}; tasks with presets: {sorted(TASK_REFERENCE_MODEL)}")
+        presets = {key: replace(p, model={}) for key, p in PRESETS[(task, TASK_REFERENCE_MODEL[task])].items()}
+    if name not in presets:
+        raise KeyError(f"unknown preset {name!r} for {model} on {task}; known: {sorted(presets)}")
+    return presets[name]

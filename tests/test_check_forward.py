@@ -1,0 +1,92 @@
+"""Calling models: argument convention, the float64 copy, models stuck in float32, per-output breakdowns."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from eqbench.actions import Invariant, Tuple, Vectors
+from eqbench.check import Verdict, check_equivariance, equivariance_error
+from eqbench.check.forward import call_model, float64_copy
+from eqbench.groups import SO3
+from eqbench.inputs import InputStructure, PointCloudInputs
+
+CLOUDS = PointCloudInputs(dim=3, max_points=10)
+FAST = dict(n_inputs=2, n_elements=4, search_examples=5)
+
+
+class RadialNet(nn.Module):
+    """An MLP on the radii of centred points: rotation invariant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.net = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        radii = (x - x.mean(dim=1, keepdim=True)).norm(dim=-1, keepdim=True)
+        return self.net(radii).sum(dim=1)
+
+
+class StuckInFloat32(RadialNet):
+    """Casts its input to float32 itself, so no float64 evaluation exists; optionally reads an axis."""
+
+    def __init__(self, broken: bool) -> None:
+        super().__init__()
+        self.broken = broken
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        return super().forward(x) + (x[:, :1, 0] if self.broken else 0.0)
+
+
+def test_call_convention_unpacks_tuples_and_dicts() -> None:
+    def show(*args, **kwargs):
+        return args, kwargs
+
+    t = torch.zeros(1)
+    assert call_model(show, (t, t)) == ((t, t), {})
+    assert call_model(show, {"pos": t}) == ((), {"pos": t})
+    assert call_model(show, t) == ((t,), {})
+
+
+def test_float64_copy_is_cached_and_follows_parameter_updates() -> None:
+    model = RadialNet()
+    first = float64_copy(model)
+    assert first is float64_copy(model)
+    assert next(first.parameters()).dtype == torch.float64 and next(model.parameters()).dtype == torch.float32
+    with torch.no_grad():
+        model.net[0].bias.add_(1.0)
+    refreshed = float64_copy(model)
+    assert refreshed is not first
+    assert torch.equal(refreshed.net[0].bias, model.net[0].bias.double())
+
+
+def test_models_without_a_float64_evaluation_still_get_verdicts() -> None:
+    good = check_equivariance(StuckInFloat32(broken=False), SO3(), CLOUDS, CLOUDS.action, Invariant(), **FAST)
+    assert good.verdict is Verdict.EXACT and "batch-order" in good.message
+    bad = check_equivariance(StuckInFloat32(broken=True), SO3(), CLOUDS, CLOUDS.action, Invariant(), **FAST)
+    assert bad.verdict is Verdict.VIOLATED and bad.float64.kind == "unavailable"
+
+
+def test_per_output_breakdown_names_the_broken_output() -> None:
+    def two_outputs(x: torch.Tensor):
+        c = x - x.mean(dim=1, keepdim=True)
+        return c.square().sum(dim=(1, 2)).unsqueeze(-1), c.sum(dim=1) + c[:, 0] * torch.tensor([1.0, 0.0, 0.0])
+
+    result = check_equivariance(two_outputs, SO3(), CLOUDS, CLOUDS.action, Tuple(Invariant(), Vectors(per_point=False)), **FAST)
+    assert result.verdict is Verdict.VIOLATED
+    assert set(result.per_output) == {"0", "1"}
+    assert result.per_output["0"].max_rel_error < 1e-5 < 1e-2 < result.per_output["1"].max_rel_error
+    assert result.counterexample.output == "1"
+    assert "output 1:" in str(result)
+
+
+def test_equivariance_error_matches_a_direct_computation() -> None:
+    x = CLOUDS(InputStructure(seed=3, batch=1))
+    g = SO3().element({"quaternion": torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)})  # 180 degrees about z
+
+    def reads_x(points: torch.Tensor) -> torch.Tensor:
+        return points[..., 0].sum(dim=1, keepdim=True)
+
+    # f(g.x) = -f(x): the error is |2 f(x)|, the scale (RMS of |f(x)| and |f(g.x)|) is |f(x)|
+    assert abs(equivariance_error(reads_x, x, g, CLOUDS.action, Invariant(), dtype=torch.float64) - 2.0) < 1e-12

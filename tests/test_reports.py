@@ -1,0 +1,279 @@
+"""Reports from fake check records, training tables and asv results: aggregation, rendering, errors."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from eqbench.cli import UsageError
+from eqbench.cli import report as report_cli
+from eqbench.reports import (
+    ReportInputError,
+    asv_html,
+    build_reports,
+    check_summary,
+    epoch_history,
+    final_results,
+    format_quantity,
+    latest_comparison,
+    load_asv_results,
+    load_check_records,
+    load_training_rows,
+    training_summary,
+    write_text_atomic,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def check_record(model: str, verdict: str, expected: str | None, error: float, seed: int, **extra) -> dict:
+    return {
+        "model": model, "group": "SO(3)", "verdict": verdict, "expected": expected, "max_rel_error": error,
+        "mean_rel_error": error / 2, "noise_floor": 1e-7, "n_elements": 16, "seed": seed, "seconds": 0.5, **extra,
+    }
+
+
+@pytest.fixture
+def check_files(tmp_path: Path) -> list[Path]:
+    first = [
+        check_record("mlp-distances", "exact", "exact", 2e-7, 0, tolerance=1e-2),
+        check_record("mlp-raw", "violated", "violated", 0.8, 0, counterexample={"angle": 0.3}),
+        check_record("flaky", "exact", "exact", 1e-7, 0),
+        check_record("unregistered", "approximate", None, 1e-3, 0),
+    ]
+    second = [
+        check_record("mlp-distances", "exact", "exact", 5e-7, 1, tolerance=1e-2),
+        check_record("mlp-raw", "violated", "violated", 0.6, 1),
+        check_record("flaky", "violated", "exact", 0.2, 1),
+    ]
+    paths = [tmp_path / "seed0.json", tmp_path / "seed1.json"]
+    for path, records in zip(paths, (first, second)):
+        path.write_text(json.dumps(records))
+    return paths
+
+
+def test_check_summary_aggregates_seeds_and_flags_mismatches(check_files):
+    summary = check_summary(load_check_records(check_files)).set_index("model")
+    assert summary.loc["mlp-distances", "runs"] == 2
+    assert summary.loc["mlp-distances", "max_rel_error"] == pytest.approx(5e-7)
+    assert summary.loc["mlp-distances", "mean_rel_error"] == pytest.approx((1e-7 + 2.5e-7) / 2)
+    assert summary.loc["mlp-distances", "n_elements"] == 32
+    assert summary.loc["mlp-distances", "matches"] == "yes"
+    # negative control: one violated run out of two is a mismatch, and the worst verdict wins
+    assert summary.loc["flaky", "matches"] == "NO"
+    assert summary.loc["flaky", "verdicts"] == "exact x1, violated x1"
+    assert summary.loc["flaky", "worst_verdict"] == "violated"
+    assert summary.loc["unregistered", "matches"] == "-"
+
+
+def test_check_summary_uses_recorded_matches_expected(tmp_path):
+    """The checker's own rule wins: ``approximate`` is met by ``exact``, which equality would call a mismatch."""
+    path = tmp_path / "checks.json"
+    records = [
+        check_record("mc-lieconv", "exact", "approximate", 1e-7, 0, matches_expected=True),
+        check_record("broken", "exact", "violated", 1e-7, 0, matches_expected=False),
+    ]
+    path.write_text(json.dumps(records))
+    summary = check_summary(load_check_records([path])).set_index("model")
+    assert summary.loc["mc-lieconv", "matches"] == "yes"
+    assert summary.loc["broken", "matches"] == "NO"
+
+
+def test_check_reports_written(check_files, tmp_path):
+    out = tmp_path / "reports"
+    written = build_reports(out, checks=check_files)
+    assert {p.name for p in written} == {"checks.md", "checks.csv", "checks.png"}
+    markdown = (out / "checks.md").read_text()
+    assert "2 of 3 (model, group) pairs with a declared expectation" in markdown
+    assert "| flaky" in markdown and "NO" in markdown
+    assert "5.00e-07" in markdown
+    table = pd.read_csv(out / "checks.csv")
+    assert len(table) == 7 and "counterexample" not in table.columns
+    assert (out / "checks.png").read_bytes()[:8] == PNG_MAGIC
+    assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[{"model": "m",\n "group": ', "bad.json:2: malformed JSON"),
+        ('{"model": "m"}', "expected a JSON list"),
+        (json.dumps([{"model": "m", "group": "SO(2)"}]), "record 0 (m) lacks the field(s) ['verdict'"),
+        (json.dumps([check_record("m", "fine", "exact", 0.1, 0)]), "verdict 'fine' is not one of"),
+        (json.dumps([{**check_record("m", "exact", "exact", 0.1, 0), "max_rel_error": "small"}]), "max_rel_error must be a number"),
+    ],
+)
+def test_malformed_check_records_name_file_and_problem(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ReportInputError, match=re.escape(message)):
+        load_check_records([path])
+
+
+@pytest.fixture
+def training_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "training"
+    directory.mkdir()
+    results = pd.DataFrame(
+        {
+            "model": ["lieconv", "lieconv", "cnn"],
+            "task": ["digits", "digits", "digits"],
+            "preset": "small",
+            "seed": [0, 1, 0],
+            "device": "cpu",
+            "epochs": 3,
+            "seconds_per_epoch": [2.0, 4.0, 1.0],
+            "train_loss": [0.1, 0.3, 0.5],
+            "test_accuracy": [0.9, 0.8, 0.6],
+            "baseline_test_accuracy": 0.1,
+        }
+    )
+    results.to_csv(directory / "results.csv", index=False)
+    history = [
+        {"model": m, "task": "nbody", "preset": "small", "seed": 0, "device": "cpu", "epoch": e,
+         "seconds_per_epoch": 1.0, "train_mse": loss, "test_mse": 2 * loss}
+        for m, scale in (("egnn", 1.0), ("fa-gnn", 0.5))
+        for e, loss in ((1, scale), (2, scale / 2), (3, scale / 4))
+    ]
+    (directory / "nbody").mkdir()
+    (directory / "nbody" / "history.jsonl").write_text("\n".join(json.dumps(r) for r in history) + "\n")
+    pd.DataFrame(history).to_csv(directory / "nbody" / "history.csv", index=False)  # the same rows again
+    return directory
+
+
+def test_training_summary_means_over_seeds_and_final_epochs(training_dir):
+    rows = load_training_rows(training_dir)
+    results = final_results(rows)
+    assert len(results) == 5  # three result rows and the last epoch of the two n-body runs
+    assert len(epoch_history(rows)) == 6  # the history written twice (JSON lines and CSV) counts once
+    summary = training_summary(results).set_index(["task", "model"])
+    lieconv = summary.loc[("digits", "lieconv")]
+    assert lieconv["runs"] == 2
+    assert lieconv["test_accuracy_mean"] == pytest.approx(0.85)
+    assert lieconv["test_accuracy_std"] == pytest.approx(0.0707107, rel=1e-5)
+    assert lieconv["seconds_per_epoch_mean"] == pytest.approx(3.0)
+    assert summary.loc[("nbody", "fa-gnn"), "test_mse_mean"] == pytest.approx(0.25)
+    assert summary.loc[("nbody", "egnn"), "epochs"] == 3
+    assert lieconv["baseline_test_accuracy_mean"] == pytest.approx(0.1)
+
+
+def test_training_reports_written(training_dir, tmp_path):
+    out = tmp_path / "reports"
+    names = {p.name for p in build_reports(out, training=training_dir)}
+    assert {"training.md", "training.csv", "training_runs.csv", "training_digits.png", "training_nbody.png",
+            "training_nbody_curves.png"} == names
+    markdown = (out / "training.md").read_text()
+    assert "## digits" in markdown and "## nbody" in markdown
+    assert "0.85 +- 0.07071" in markdown
+    for name in names - {"training.md", "training.csv", "training_runs.csv"}:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_training_files_without_model_column_are_rejected(tmp_path):
+    (tmp_path / "runs.csv").write_text("task,test_accuracy\ndigits,0.9\n")
+    with pytest.raises(ReportInputError, match=r"runs.csv: training rows lack the column\(s\) \['model'\]"):
+        load_training_rows(tmp_path)
+    (tmp_path / "runs.csv").unlink()
+    (tmp_path / "log.jsonl").write_text('{"model": "a", "task": "t"}\nnot json\n')
+    with pytest.raises(ReportInputError, match=r"log.jsonl:2: malformed JSON line"):
+        load_training_rows(tmp_path)
+
+
+def write_asv_results(root: Path) -> Path:
+    """Two commits of one parameterised time benchmark, one peakmem benchmark and one failure."""
+    results = root / "results"
+    (results / "box").mkdir(parents=True)
+    (results / "box" / "machine.json").write_text(json.dumps({"machine": "box", "version": 1}))
+    (results / "benchmarks.json").write_text(json.dumps({
+        "bench.Check.time_check": {"type": "time", "unit": "seconds", "param_names": ["model"]},
+        "bench.peakmem_sample": {"type": "peakmemory", "unit": "bytes", "param_names": []},
+        "version": 2,
+    }))
+    columns = ["result", "params", "version", "started_at", "duration", "stats_q_25", "stats_q_75"]
+    for commit, date, scale in (("aaaaaaaa11", 1000, 1.0), ("bbbbbbbb22", 2000, 1.5)):
+        data = {
+            "commit_hash": commit, "env_name": "existing-py", "date": date, "result_columns": columns, "version": 2,
+            "results": {
+                "bench.Check.time_check": [[0.01 * scale, 0.002 * scale], [["'mlp'", "'egnn'"]], "v", 0, 1.0,
+                                           [0.009 * scale, 0.0019 * scale], [0.011 * scale, 0.0021 * scale]],
+                "bench.peakmem_sample": [[2.0**20 * 300], [], "v", 0, 1.0],
+                "bench.time_broken": [None, [], "v", 0, 1.0],
+            },
+        }
+        (results / "box" / f"{commit[:8]}-existing-py.json").write_text(json.dumps(data))
+    return results
+
+
+def test_asv_comparison_and_offline_html(tmp_path):
+    rows = load_asv_results(write_asv_results(tmp_path))
+    assert len(rows) == 8
+    comparison = latest_comparison(rows).set_index(["benchmark", "params"])
+    newest = comparison.loc[("bench.Check.time_check", "model='egnn'")]
+    assert newest["value"] == pytest.approx(0.003)
+    assert newest["ratio"] == pytest.approx(1.5)
+    assert newest["commit"] == "bbbbbbbb"
+    assert newest["spread"] == pytest.approx(0.00015)  # half the interquartile range
+    assert comparison.loc[("bench.peakmem_sample", ""), "ratio"] == pytest.approx(1.0)
+    page = asv_html(latest_comparison(rows))
+    assert "<script" not in page and "http" not in page
+    assert 'class="slower"' in page and "failed" in page and "300 MiB" in page
+
+
+def test_format_quantity_picks_readable_units():
+    assert format_quantity(0.0031, "seconds") == "3.1 ms"
+    assert format_quantity(2.5, "seconds") == "2.5 s"
+    assert format_quantity(4.2e-8, "seconds") == "42 ns"
+    assert format_quantity(3 * 2.0**30, "bytes") == "3 GiB"
+    assert format_quantity(float("nan"), "seconds") == "failed"
+
+
+def test_asv_results_folder_errors(tmp_path):
+    with pytest.raises(ReportInputError, match="asv results folder does not exist"):
+        load_asv_results(tmp_path / "missing")
+    (tmp_path / "box").mkdir()
+    (tmp_path / "box" / "abc-env.json").write_text(json.dumps({"results": {}}))
+    with pytest.raises(ReportInputError, match="abc-env.json: not an asv result file"):
+        load_asv_results(tmp_path)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "table.md", "old")
+    finally:
+        os.umask(previous)
+
+    def broken(stream):
+        stream.write(b"half")
+        raise RuntimeError("disk full")
+
+    from eqbench.reports import write_atomic
+
+    with pytest.raises(RuntimeError):
+        write_atomic(path, broken)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.md"]
+    assert path.stat().st_mode & 0o044 == 0o044  # readable by others, like a plain open() (umask 022)
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="eqbench")
+    report_cli.add_parser(parser.add_subparsers(dest="command"))
+    return report_cli.run(parser.parse_args(["report", *argv]))
+
+
+def test_cli_report_writes_files_and_rejects_bad_input(check_files, training_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli("--checks", *map(str, check_files), "--training", str(training_dir),
+                   "--asv-results", str(write_asv_results(tmp_path)), "--out", str(out)) == 0
+    printed = capsys.readouterr().out.split()
+    assert str(out / "checks.md") in printed and str(out / "benchmarks.html") in printed
+    with pytest.raises(UsageError, match="give at least one of"):
+        run_cli("--out", str(out))
+    with pytest.raises(UsageError, match="missing.json: cannot read"):
+        run_cli("--checks", str(tmp_path / "missing.json"))
