@@ -14,7 +14,9 @@ user's Python file or module (:func:`load_plugin`, ``eqbench check --plugin``).
 Expected verdicts: ``"exact"`` is met only by the verdict ``exact``; ``"approximate"`` is met
 by ``approximate`` *and* by ``exact`` (a model declared approximately equivariant that turns
 out exact keeps its promise); ``"violated"`` is met only by ``violated`` (a broken control
-that passes means the checker missed it). The verdict ``error`` meets no expectation.
+that passes means the checker missed it); ``"none"`` promises no symmetry (a baseline that is
+measured, not judged) and is met by every verdict but ``error``. The verdict ``error`` meets
+no expectation.
 """
 from __future__ import annotations
 
@@ -44,7 +46,10 @@ EXPECTATIONS: Mapping[str, frozenset[str]] = {
     "exact": frozenset({"exact"}),
     "approximate": frozenset({"exact", "approximate"}),
     "violated": frozenset({"violated"}),
+    "none": frozenset({"exact", "approximate", "violated"}),
 }
+#: The expectation that promises nothing: the check runs without one (``expected=None``).
+NO_EXPECTATION = "none"
 ENTRY_POINT_GROUP = "eqbench.models"
 DEFAULT_SUITE = "default"
 BUILTIN_SUITE_MODULE = "eqbench.suite"
@@ -290,7 +295,7 @@ def run_entry(entry: ModelEntry, seed: int = 0, examples: int | None = None) -> 
         entry.inputs,
         entry.in_action,
         entry.out_action,
-        expected=entry.expected,
+        expected=None if entry.expected == NO_EXPECTATION else entry.expected,
         tolerance=entry.tolerance,
         seed=seed,
         name=entry.name,

@@ -19,7 +19,8 @@ draws one random rotation, multiplies it by ``(-1)^parity``, and evaluates the m
 ``cartesian_points``) on one input with 4 (8) forward evaluations. The script counts the
 forward calls with a hook and takes elements = calls / 2, which must agree with that rule.
 eqbench's count is ``CheckResult.n_elements`` (one (element, input) pair per element: 4
-inputs x 16 elements in the random phase, plus 4 per search example). Both tools are timed
+inputs x 16 elements in the random phase, plus 16 per search example: the drawn element and 15
+random ones). Both tools are timed
 alternately in one run; the ratio of elements per second is the figure (target >= 5x).
 
 **Sensitivity**. Each model gets a symmetry-breaking term: ``f_eps(x) = f(x) + eps * x W``
@@ -320,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         "See the script's docstring for how elements are counted and how the perturbation is built.",
         f"## Throughput: group elements checked per second (target >= {TARGET_SPEEDUP:g}x)",
         "Each cell `elements / forward calls / median ms per call`; eqbench: 4 inputs x 16 elements "
-        f"(random phase), `+search`: plus {args.search_examples} hypothesis examples of 4 elements.",
+        f"(random phase), `+search`: plus {args.search_examples} hypothesis examples of 16 elements (the drawn one "
+        "and 15 random ones).",
         speed,
         "## Sensitivity: smallest perturbation `eps` flagged in every trial",
         "`f_eps(x) = f(x) + eps * x W`; e3nn flags with its default tolerance (1e-3 absolute in float32), "

@@ -2,24 +2,26 @@
 
 Run from the repository root (``--quick`` for a seconds-long smoke run)::
 
-    python -m suites.fa_ratios [--quick] [--rounds 21] [--batch 100] [--particles 5] [--device cpu]
+    python -m suites.fa_ratios [--quick] [--rounds 21] [--batch 100] [--particles 5] [--threads N] [--device cpu]
 
-Setting of the n-body experiment of Puny et al. 2022 (after Satorras et al. 2021): 100 systems of 5 charged
-particles (positions, velocities, charges) per batch, 4 layers of 64 hidden units, forward pass
-in eval mode without gradients. FA-GNN averages the GNN over the 8 frames of E(3) (one stacked
-backbone call of batch 800) plus the PCA frame itself; EGNN and GNN run once.
+Setting of the n-body experiment of Puny et al. 2022 (after Satorras et al. 2021): 100 systems
+of 5 charged particles (positions, velocities, charges) per batch, 4 layers, forward pass in
+eval mode without gradients, each model at its paper's width: FA-GNN 60 hidden units (the
+authors' ``nbody/run.sh``), EGNN and GNN 64 (Satorras et al.). FA-GNN (:class:`FAGNN`) frames the
+input and, after each of its first three layers, the latent vectors: 4 PCA frames per forward,
+each backbone layer run on the 8 sign-frame copies (batch 800). A fourth row times the generic
+wrapper around the GNN (one frame set, the whole GNN on 800 copies) for comparison.
 
-The three forward passes alternate in the same run (:mod:`suites.timing`), and the table
-gives each median and its ratio to EGNN and to GNN beside the paper's seconds per forward
-pass (FA-GNN 0.0041 s, EGNN 0.0062 s, on their GPU): the paper's FA-GNN / EGNN ratio is
-0.66. Absolute times are not comparable across machines; the ratios are what to compare.
-
-On CPU the 8x larger backbone batch of FA-GNN also pays for glibc returning its large
-temporaries to the OS after every call (page faults on the next one): measured on the
-2-core machine, FA-GNN / EGNN is 7.8 by default and 4.2 with
+The forward passes alternate in the same run (:mod:`suites.timing`), and the table gives each
+median and its ratio to EGNN and to GNN beside the paper's seconds per forward pass (FA-GNN
+0.0041 s, EGNN 0.0062 s, on their GPU; FA-GNN / EGNN = 0.66). Absolute times are not comparable
+across machines or devices; the ratios are what to compare, and only on a like device: on a CPU
+the 8 frame copies cost about 8x the work, on a GPU a batch of 800 costs about as much as one of
+100, so a CPU run cannot reproduce the paper's 0.66. On CPU, glibc also returns the large
+temporaries of the 800-copy batches to the OS after every call (page faults on the next one);
 ``MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000`` in the environment
-(FA-GNN / GNN 17.5 vs 7.5, i.e. the expected ~8 frames' worth). The paper's 0.66 was measured
-on a GPU, where a batch of 800 costs about as much as a batch of 100.
+removes that cost (on the 2-core machine, 1 thread: FA-GNN / EGNN 11.6 without, 7.0 with).
+On a busy machine pass ``--threads 1``: oversubscribed threads swamp the ratios.
 """
 from __future__ import annotations
 
@@ -31,11 +33,14 @@ from tabulate import tabulate
 from torch import Tensor, nn
 
 from eqbench.models.baselines import EGNN, NBodyGNN
-from eqbench.models.frame_averaging import fa_gnn
+from eqbench.models.frame_averaging import FrameAveraging, fa_gnn
 from suites.timing import interleaved_medians
 
 #: Seconds per forward pass reported by Puny et al. 2022 (n-body table); GNN has no reported time.
 PAPER_SECONDS = {"FA-GNN": 0.0041, "EGNN": 0.0062}
+#: Hidden width of each model in its paper's n-body run.
+PAPER_WIDTHS = {"FA-GNN": 60, "EGNN": 64, "GNN": 64}
+WRAPPER = "FA(GNN) wrapper"
 
 
 def nbody_batch(systems: int, particles: int, device: str, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
@@ -47,9 +52,15 @@ def nbody_batch(systems: int, particles: int, device: str, seed: int = 0) -> tup
     return positions.to(device), velocities.to(device), charges.to(device)
 
 
-def build_models(hidden: int, layers: int, device: str) -> dict[str, nn.Module]:
+def build_models(layers: int, device: str) -> dict[str, nn.Module]:
+    """FA-GNN, EGNN and GNN at their papers' widths, and the generic FA wrapper around the GNN (width 64)."""
     torch.manual_seed(0)
-    models = {"FA-GNN": fa_gnn(hidden, layers), "EGNN": EGNN(hidden, layers), "GNN": NBodyGNN(hidden, layers)}
+    models = {
+        "FA-GNN": fa_gnn(PAPER_WIDTHS["FA-GNN"], layers),
+        "EGNN": EGNN(PAPER_WIDTHS["EGNN"], layers),
+        "GNN": NBodyGNN(PAPER_WIDTHS["GNN"], layers),
+        WRAPPER: FrameAveraging(NBodyGNN(PAPER_WIDTHS["GNN"], layers), "E", "points", ("vectors", "scalars")),
+    }
     return {name: model.to(device).eval() for name, model in models.items()}
 
 
@@ -70,14 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=21, help="interleaved timing rounds (default 21)")
     parser.add_argument("--batch", type=int, default=100, help="systems per batch (default 100)")
     parser.add_argument("--particles", type=int, default=5, help="particles per system (default 5)")
-    parser.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
     parser.add_argument("--layers", type=int, default=4, help="message-passing layers (default 4)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rounds = 3 if args.quick else args.rounds
 
     batch = nbody_batch(args.batch, args.particles, args.device)
-    models = build_models(args.hidden, args.layers, args.device)
+    models = build_models(args.layers, args.device)
     seconds = interleaved_medians({name: forward_call(model, batch, args.device) for name, model in models.items()}, rounds, warmup=2)
 
     rows = []
@@ -94,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
     threads = torch.get_num_threads()
+    device = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu ({threads} threads)"
+    widths = ", ".join(f"{name} {width}" for name, width in PAPER_WIDTHS.items())
     print(
-        f"n-body forward pass: {args.batch} systems x {args.particles} particles, {args.layers} layers x {args.hidden} hidden, "
-        f"device {args.device} ({threads} threads), median of {rounds} interleaved rounds"
+        f"n-body forward pass: {args.batch} systems x {args.particles} particles, {args.layers} layers, hidden {widths}; "
+        f"{device}, torch {torch.__version__}, median of {rounds} interleaved rounds"
     )
     print(tabulate(rows, headers=["model", "ms / forward", "x EGNN", "x GNN", "paper s", "paper x EGNN"]))
     print(

@@ -1,8 +1,11 @@
 """The hypothesis search: rare-input bugs, shrinking, reproduce snippets, model failures, float64 diagnosis."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 from hypothesis import Phase, Verbosity, settings
+from hypothesis.database import InMemoryExampleDatabase
 
 from eqbench.actions import Invariant, Points, Vectors
 from eqbench.check import Verdict, check_equivariance, register_hypothesis_profiles
@@ -98,28 +101,44 @@ def test_search_is_reproducible_for_a_seed_whatever_the_active_profile() -> None
         settings.load_profile(previous)
 
 
+#: Every hypothesis setting (the keyword parameters of ``hypothesis.settings``).
+SETTINGS_FIELDS = [name for name in inspect.signature(settings.__init__).parameters if name not in ("self", "parent")]
+
+
+def built_settings() -> list[settings]:
+    """The search's settings and the two profiles, built under whatever profile is active."""
+    quick, thorough = register_hypothesis_profiles()
+    return [search_settings(25), settings.get_profile(quick), settings.get_profile(thorough)]
+
+
 def test_search_settings_and_profiles_set_every_field() -> None:
-    """Nothing is inherited from the active profile, however odd it is."""
-    odd = dict(max_examples=3, derandomize=True, deadline=1234, stateful_step_count=99, print_blob=False,
-               verbosity=Verbosity.verbose, phases=(Phase.generate,), suppress_health_check=())
+    """Nothing is inherited from the active profile: built under odd profiles, every field is unchanged.
+
+    Two odd profiles, because hypothesis refuses ``derandomize=True`` (what CI's ``ci`` profile sets) with a database.
+    """
+    odd = dict(max_examples=3, derandomize=True, database=None, verbosity=Verbosity.verbose, phases=(Phase.generate,),
+               stateful_step_count=99, report_multiple_bugs=True, suppress_health_check=(), deadline=1234,
+               print_blob=True, backend="hypothesis")
+    assert set(odd) == set(SETTINGS_FIELDS)
     settings.register_profile("eqbench-test-odd", **odd)
+    settings.register_profile("eqbench-test-odd-database", **{**odd, "derandomize": False, "database": InMemoryExampleDatabase()})
     previous = settings.get_current_profile_name()
-    settings.load_profile("eqbench-test-odd")
-    try:
-        ours = search_settings(25)
-        quick, thorough = register_hypothesis_profiles()
-        profiles = [settings.get_profile(quick), settings.get_profile(thorough)]
-    finally:
-        settings.load_profile(previous)
-    assert (ours.max_examples, ours.derandomize, ours.deadline, ours.database, ours.print_blob) == (25, False, None, None, False)
-    assert Phase.shrink in ours.phases and Phase.target in ours.phases and ours.verbosity == Verbosity.quiet
-    assert [p.max_examples for p in profiles] == [20, 1000]
-    assert [p.report_multiple_bugs for p in profiles] == [False, True]
-    for profile in profiles:
-        for field, value in odd.items():
-            if field != "max_examples":
-                assert getattr(profile, field) != value, field
-        assert profile.database is None and profile.deadline is None
+    baseline = built_settings()
+    for name in ("eqbench-test-odd", "eqbench-test-odd-database"):
+        settings.load_profile(name)
+        try:
+            under_odd = built_settings()
+        finally:
+            settings.load_profile(previous)
+        for ours, theirs in zip(baseline, under_odd):
+            assert {f: getattr(ours, f) for f in SETTINGS_FIELDS} == {f: getattr(theirs, f) for f in SETTINGS_FIELDS}, name
+    search, quick, thorough = under_odd
+    assert (search.max_examples, search.derandomize, search.deadline, search.database, search.print_blob) == (25, False, None, None, False)
+    assert Phase.shrink in search.phases and Phase.target in search.phases and search.verbosity == Verbosity.quiet
+    assert [p.max_examples for p in (quick, thorough)] == [20, 1000]
+    assert [p.report_multiple_bugs for p in (quick, thorough)] == [False, True]
+    assert Phase.explain in thorough.phases and Phase.explain not in quick.phases
+    assert all(p.database is None and p.deadline is None for p in under_odd)
 
 
 # ---------------------------------------------------------------- model failures

@@ -103,6 +103,22 @@ def test_search_finds_and_shrinks_the_symmetric_clouds_that_break_the_naive_fram
     assert str(ours.verdict) == "exact", str(ours)
 
 
+@pytest.mark.parametrize("jitter", [1e-6, 1e-9])
+def test_nearly_symmetric_clouds_get_the_multiplicity_frame_and_the_naive_frame_drifts(jitter):
+    """A symmetric cloud moved by ``jitter`` (relative) has nearly equal eigenvalues: the naive frame's
+    eigenvectors turn with rounding (error ~ eps / gap, above float64's floor), ours stay exact."""
+    symmetric = SYMMETRIC(InputStructure(seed=0, batch=3, num_points=8, degenerate="symmetric"))
+    noise = torch.randn(symmetric.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    near = symmetric + jitter * symmetric.abs().max() * noise
+    options = {"expected": "exact", **CHECK, "dtype": torch.float64}
+    ours_model = averaged("E", "vectors").double()
+    assert ours_model.frames(near).degenerate.all()
+    ours = check_equivariance(ours_model, E3() * Symmetric(), near, Points(), Vectors(), **options)
+    naive = check_equivariance(averaged("E", "vectors", "naive").double(), E3() * Symmetric(), near, Points(), Vectors(), **options)
+    assert str(ours.verdict) == "exact", str(ours)
+    assert str(naive.verdict) != "exact" and naive.max_rel_error > 1e3 * ours.max_rel_error, str(naive)
+
+
 @pytest.mark.parametrize("degenerate", ["duplicate", "collinear", "coplanar", "symmetric"])
 def test_every_degenerate_configuration_stays_exact(degenerate):
     inputs = PointCloudInputs(min_points=1, max_points=10, degenerate=(degenerate,))

@@ -59,7 +59,7 @@ def test_duplicate_name_from_another_source_is_refused_but_the_same_source_may_r
 
 @pytest.mark.parametrize(
     "settings, message",
-    [({"expected": "none"}, "expected must be one of"), ({"tolerance": 0.0}, "tolerance must be positive")],
+    [({"expected": "equivariant"}, "expected must be one of"), ({"tolerance": 0.0}, "tolerance must be positive")],
 )
 def test_bad_settings_are_refused(fresh_registry, settings, message):
     with pytest.raises(fresh_registry.RegistryError, match=message):
@@ -86,14 +86,25 @@ def test_group_filter_normalises_names_and_sees_product_factors(fresh_registry):
 def test_expectations_approximate_accepts_exact(fresh_registry):
     verdicts = ("exact", "approximate", "violated", "error")
     table = {}
-    for expected in ("exact", "approximate", "violated"):
+    for expected in ("exact", "approximate", "violated", "none"):
         register_deepsets(fresh_registry, f"test-{expected}", expected=expected)
         table[expected] = [fresh_registry.get_entry(f"test-{expected}").matches(v) for v in verdicts]
     assert table == {
         "exact": [True, False, False, False],
         "approximate": [True, True, False, False],
         "violated": [False, False, True, False],
+        "none": [True, True, True, False],
     }
+
+
+def test_expectation_none_measures_without_judging(fresh_registry):
+    """A model promising no symmetry is checked without an expectation; its verdict is reported, never a mismatch."""
+    register_deepsets(fresh_registry, "test-rotated-deepsets", group=SO3(), expected="none",
+                      check_options={"n_inputs": 1, "n_elements": 4, "search_examples": 0})
+    entry = fresh_registry.get_entry("test-rotated-deepsets")
+    result = fresh_registry.run_entry(entry)
+    assert result.expected is None and result.matches_expected is None
+    assert str(result.verdict) == "violated" and entry.matches(result.verdict)
 
 
 def test_plugin_file_registers_its_models_and_reloads_harmlessly(fresh_registry, tmp_path):

@@ -24,6 +24,7 @@ from eqbench.reports import (
     load_asv_results,
     load_check_records,
     load_training_rows,
+    training_markdown,
     training_summary,
     write_text_atomic,
 )
@@ -174,6 +175,17 @@ def test_training_reports_written(training_dir, tmp_path):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
 
+def test_training_report_names_the_data_set_and_keeps_data_sets_apart(tmp_path):
+    rows = pd.DataFrame({"task": "qm9-homo", "model": "lieconv-t3", "preset": "small", "device": "cpu", "seed": 0,
+                         "dataset": ["QM9 (qm9pack)", "QM9 (qm9pack)", "QM9 (xyz)"], "test_mae_meV": [30.0, 32.0, 50.0]})
+    summary = training_summary(rows)
+    assert sorted(summary["runs"]) == [1, 2]
+    markdown = training_markdown(summary)
+    assert "| dataset " in markdown and "31 +- 1.414" in markdown and "| QM9 (xyz) " in markdown
+    single = training_markdown(training_summary(rows.iloc[:2]))
+    assert "Data: QM9 (qm9pack).\n" in single and "| dataset " not in single
+
+
 def test_training_files_without_model_column_are_rejected(tmp_path):
     (tmp_path / "runs.csv").write_text("task,test_accuracy\ndigits,0.9\n")
     with pytest.raises(ReportInputError, match=r"runs.csv: training rows lack the column\(s\) \['model'\]"):
@@ -277,3 +289,10 @@ def test_cli_report_writes_files_and_rejects_bad_input(check_files, training_dir
         run_cli("--out", str(out))
     with pytest.raises(UsageError, match="missing.json: cannot read"):
         run_cli("--checks", str(tmp_path / "missing.json"))
+
+
+def test_eqbench_command_dispatches_report(capsys):
+    from eqbench.cli.main import main
+
+    assert main(["report", "--help"]) == 0
+    assert "--training DIR" in capsys.readouterr().out

@@ -26,6 +26,18 @@ C\tC\t
 InChI=1S/CH4/h1H4\tInChI=1S/CH4/h1H4
 """
 PROPERTY_VALUES = [157.7118, 157.70997, 157.70699, 0.0, 13.21, -0.3877, 0.1171, 0.5048, 35.3641, 0.044749, -40.47893, -40.476062, -40.475117, -40.498597, 6.469]
+# The header and first row of qm9pack 1.0.3's qm9pack/data/qm9_part1.csv, as published.
+QM9PACK_PART1_HEAD = (
+    "XYZ_file,Index,SMILES,InChi,N_atoms,Stoichiometry,Elements,XYZ_Ang,Mulliken_pop,Harmonic_Freq_cmi,RotA_GHz,RotB_GHz,"
+    "RotC_GHz,Dipole_debye,Polarizability_bohr3,HOMO_au,LUMO_au,HOMO_LUMO_gap_au,R2_bohr2,ZPVE_au,InternalEnergy_0K_au,"
+    "InternalEnergy_298K_au,Enthalphy_298K_au,GibbsFreeEnergy_298K_au,Heatcapacity_Cv_cal_mol_K\n"
+    '"dsgdb9nsd_000001.xyz",1,"C","InChI=1S/CH4/h1H4",5,"[4,1,0,0,0]","[\'C\',\'H\',\'H\',\'H\',\'H\']",'
+    '"[[-0.0126981359,1.0858041578,0.0080009958],[0.002150416,-0.0060313176,0.0019761204],[1.0117308433,1.4637511618,0.0002765748],'
+    '[-0.540815069,1.4475266138,-0.8766437152],[-0.5238136345,1.4379326443,0.9063972942]]",'
+    '"[-0.535689,0.133921,0.133922,0.133923,0.133923]",'
+    '"[1341.307,1341.3284,1341.365,1562.6731,1562.7453,3038.3205,3151.6034,3151.6788,3151.7078]",'
+    "157.7118,157.70997,157.70699,0.,13.21,-0.3877,0.1171,0.5048,35.3641,0.044749,-40.47893,-40.476062,-40.475117,-40.498597,6.469\n"
+)
 UNCHARACTERIZED = """ List of 3054 molecules which failed the geometry consistency check
  (the header of the published file spans several lines)
 
@@ -163,6 +175,14 @@ def test_qm9pack_csvs_from_a_folder_and_a_wheel_match_the_raw_files(xyz_folder, 
         np.testing.assert_array_equal(arrays["atomic_numbers"], raw["atomic_numbers"])
         np.testing.assert_allclose(arrays["positions"], raw["positions"])
         np.testing.assert_allclose(arrays["properties"], raw["properties"])
+
+
+def test_the_published_qm9pack_layout_matches_the_raw_file():
+    (from_csv,) = qm9.iter_qm9pack_csv(io.StringIO(QM9PACK_PART1_HEAD), "qm9_part1.csv")
+    raw = qm9.parse_xyz(METHANE, "dsgdb9nsd_000001.xyz")
+    assert (from_csv.index, from_csv.symbols) == (raw.index, raw.symbols) == (1, ("C", "H", "H", "H", "H"))
+    np.testing.assert_allclose(from_csv.positions, raw.positions, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(from_csv.properties, PROPERTY_VALUES)
 
 
 def test_malformed_qm9pack_rows_name_the_file_and_line(tmp_path):

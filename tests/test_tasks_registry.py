@@ -59,8 +59,10 @@ def test_rotmnist_tasks_read_amat_files_and_scramble_with_one_permutation(tmp_pa
         pixels, labels = rng.random((rows, 784)), rng.integers(0, 10, rows)
         (tmp_path / name).write_text("\n".join(" ".join(map(str, [*p, float(l)])) for p, l in zip(pixels, labels)))
     monkeypatch.setenv("EQBENCH_ROTMNIST", str(tmp_path))
-    plain = get_task("rotmnist").build({})
-    scrambled = get_task("rotmnist-scrambled").build({"seed": 2})
+    with pytest.raises(DataFileError, match=r"train_valid\.amat:7: expected the 12,000 published rows, found 6 \(truncated\?"):
+        get_task("rotmnist").build({})
+    plain = get_task("rotmnist").build({"full_files": False})
+    scrambled = get_task("rotmnist-scrambled").build({"seed": 2, "full_files": False})
     assert plain.meta["image_shape"] == (1, 28, 28) and len(plain.splits["test"]) == 4
     for split in ("train", "test"):
         original = plain.splits[split].tensors["images"].flatten(1)
@@ -190,3 +192,37 @@ def test_lieconv_molecule_models_build_on_qm9_data(tmp_path):
         assert torch.isfinite(out).all() and (out - data.meta["target_mean"]).abs().max() < 20 * data.meta["target_std"]
     gigp = build_model("qm9-homo", "lieconv-t3-gigp", tiny, data, torch.Generator().manual_seed(0)).model.network.pool
     assert bool(gigp.fitted) and gigp.bins[0] >= 0
+
+
+def stand_in_data(task: str) -> TaskData:
+    """Four random examples shaped like ``task``'s data, with the meta facts the model builders read."""
+    rng = torch.Generator().manual_seed(0)
+    if task == "nbody":
+        fields = {name: torch.randn(4, 5, 3, generator=rng) for name in ("positions", "velocities", "target")}
+        fields["charges"] = torch.randint(0, 2, (4, 5, 1), generator=rng) * 2.0 - 1.0
+        inputs, target, meta = ("positions", "velocities", "charges"), "target", {}
+    elif task.startswith("qm9-"):
+        charges = torch.tensor([6, 1, 1, 8, 0])[None].repeat(4, 1)
+        fields = {"positions": torch.randn(4, 5, 3, generator=rng), "charges": charges, "mask": charges > 0, "target": torch.randn(4, generator=rng)}
+        inputs, target = ("positions", "charges", "mask"), "target"
+        meta = {"species": sorted(qm9.ATOMIC_NUMBERS.values()), "target_mean": 0.0, "target_std": 1.0}
+    else:
+        side = 28 if task.startswith("rotmnist") else 12
+        fields = {"images": torch.rand(4, 1, side, side, generator=rng), "labels": torch.arange(4)}
+        inputs, target, meta = ("images",), "labels", {"image_shape": (1, side, side), "num_classes": 10}
+    split = TensorDictDataset(fields)
+    return TaskData({"train": split, "test": split}, inputs=inputs, target=target, meta=meta)
+
+
+@pytest.mark.parametrize("task", ["digits-rot", "rotmnist", "nbody", "qm9-homo"])
+def test_every_preset_builds_its_model_and_small_ones_run(task):
+    data = stand_in_data(task)
+    batch = data.splits["train"][[0, 1]]
+    for (preset_task, model), presets in PRESETS.items():
+        if preset_task != task:
+            continue
+        for name, preset in presets.items():
+            network = build_model(task, model, preset.model, data, torch.Generator().manual_seed(0))
+            if name == "small":
+                output = network(*(batch[field] for field in data.inputs))
+                assert output.shape[0] == 2 and torch.isfinite(output).all(), (model, name)

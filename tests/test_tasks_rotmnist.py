@@ -95,8 +95,22 @@ def test_rotmnist_folder_needs_both_published_files(tmp_path):
     with pytest.raises(DataFileError, match=rotmnist.TEST_FILE):
         rotmnist.load_rotmnist(tmp_path)
     write_amat(tmp_path / rotmnist.TEST_FILE, *amat_rows(3))
-    loaded = rotmnist.load_rotmnist(tmp_path)
+    with pytest.raises(DataFileError, match=r"train_valid\.amat:3: expected the 12,000 published rows, found 2 \(truncated\?"):
+        rotmnist.load_rotmnist(tmp_path)
+    loaded = rotmnist.load_rotmnist(tmp_path, full=False)
     assert loaded["train"][0].shape[0] == 2 and loaded["test"][0].shape[0] == 3
+
+
+def test_published_row_counts_are_enforced(tmp_path, monkeypatch):
+    monkeypatch.setitem(rotmnist.PUBLISHED_ROWS, rotmnist.TRAIN_FILE, 3)
+    monkeypatch.setitem(rotmnist.PUBLISHED_ROWS, rotmnist.TEST_FILE, 2)
+    write_amat(tmp_path / rotmnist.TRAIN_FILE, *amat_rows(3))
+    write_amat(tmp_path / rotmnist.TEST_FILE, *amat_rows(2))
+    loaded = rotmnist.load_rotmnist(tmp_path)
+    assert [len(loaded[split][1]) for split in ("train", "test")] == [3, 2]
+    write_amat(tmp_path / rotmnist.TEST_FILE, *amat_rows(4))
+    with pytest.raises(DataFileError, match=r"test\.amat:3: expected the 2 published rows, found 4 \(not the published file\?"):
+        rotmnist.load_rotmnist(tmp_path)
 
 
 def test_digits_standin_is_seeded_rotated_and_split():

@@ -115,12 +115,16 @@ def cli(*argv: str) -> int:
 
 def test_cli_trains_with_overrides_and_reports_usage_errors(tmp_path, capsys):
     out = tmp_path / "cli"
-    code = cli("nbody", "--model", "egnn", "--epochs", "1", "-o", "data.train_size=20", "-o", "data.valid_size=0", "-o", "data.test_size=10",
-               "-o", "model.hidden=8", "-o", "model.layers=1", "--out", str(out), "--seed", "3", "--device", "cpu")
+    tiny_egnn = ["-o", "data.train_size=20", "-o", "data.valid_size=0", "-o", "data.test_size=10", "-o", "model.hidden=8", "-o", "model.layers=1"]
+    code = cli("nbody", "--model", "egnn", "--epochs", "1", *tiny_egnn, "--out", str(out), "--seed", "3", "--device", "cpu")
     assert code == 0
     row = json.loads((out / "nbody" / "egnn-small-seed3" / "result.json").read_text())[0]
     assert row["epochs"] == 1 and row["seed"] == 3 and row["baseline"] == "no motion"
     assert "test_mse=" in capsys.readouterr().out
+    assert cli("nbody", "--model", "egnn", "--epochs", "1", *tiny_egnn, "--out", str(out), "--seed", "3") == 1
+    assert "pass --resume" in capsys.readouterr().err
+    assert cli("nbody", "--model", "egnn", "--epochs", "2", *tiny_egnn, "--out", str(out), "--seed", "3", "--resume") == 1
+    assert "checkpoint of a different run" in capsys.readouterr().err
     with pytest.raises(UsageError, match="model 'resnet' is not trainable on 'nbody'; trainable there: .*egnn"):
         cli("nbody", "--model", "resnet")
     with pytest.raises(UsageError, match="unknown task 'nbodies'"):
@@ -133,6 +137,13 @@ def test_cli_trains_with_overrides_and_reports_usage_errors(tmp_path, capsys):
         cli("nbody", "--model", "egnn", "--threads", "0")
     assert cli("rotmnist", "--model", "cnn", "--out", str(out)) == 1
     assert "pass --data PATH or set $EQBENCH_ROTMNIST" in capsys.readouterr().err
+
+
+def test_eqbench_command_dispatches_train(capsys):
+    from eqbench.cli.main import main
+
+    assert main(["train", "--help"]) == 0
+    assert "--resume" in capsys.readouterr().out
 
 
 def test_non_finite_losses_stop_the_run(tmp_path):

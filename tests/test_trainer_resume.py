@@ -1,5 +1,17 @@
-"""A run interrupted mid-epoch and resumed reaches the same final metrics as an uninterrupted one."""
+"""A run killed mid-epoch and resumed reaches the same final metrics as an uninterrupted one.
+
+The kill is real: a child process trains and sends itself ``SIGKILL`` in the middle of its
+second epoch (no exception handlers, ``finally`` blocks or exit hooks run), then this process
+resumes from the checkpoint the child left on disk.
+"""
 from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,21 +41,9 @@ class NoisyDropoutNet(nn.Module):
         return positions + self.step(features)
 
 
-class Interrupt(Exception):
-    pass
-
-
-def interrupt_at(epoch: int, batch: int):
-    def hook(current_epoch: int, current_batch: int) -> None:
-        if (current_epoch, current_batch) == (epoch, batch):
-            raise Interrupt
-
-    return hook
-
-
 @pytest.fixture(autouse=True)
-def setup(tmp_path, monkeypatch):
-    monkeypatch.setenv("EQBENCH_CACHE", str(tmp_path / "cache"))
+def setup(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("EQBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "resume-cache"))  # simulated once, shared
     monkeypatch.setitem(TRAINABLE, ("nbody", "noisy"), lambda data, generator: NoisyDropoutNet(generator))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -55,26 +55,59 @@ def config(folder, resume: bool = False) -> TrainConfig:
     return TrainConfig("nbody", "noisy", PRESET, seed=5, out=folder, resume=resume, progress=False)
 
 
-def interrupted_then_resumed(folder) -> dict:
-    with pytest.raises(Interrupt):
-        train(config(folder), on_batch_end=interrupt_at(epoch=1, batch=2))  # mid-way through the second epoch
-    checkpoint = trainer.load_checkpoint(config(folder).checkpoint_path)
-    assert checkpoint["epoch"] == 1
-    return train(config(folder, resume=True)).final
+KILLED_CHILD = """
+import os, signal, sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, sys.argv[2])
+import test_trainer_resume as case
+from eqbench.tasks.trainable import TRAINABLE
+from eqbench.tasks.trainer import train
+
+torch.set_num_threads(1)
+TRAINABLE[("nbody", "noisy")] = lambda data, generator: case.NoisyDropoutNet(generator)
 
 
-def test_resumed_run_matches_the_uninterrupted_run(tmp_path):
+def kill_mid_second_epoch(epoch, batch):
+    if (epoch, batch) == (1, 2):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+train(case.config(Path(sys.argv[1])), on_batch_end=kill_mid_second_epoch)
+"""
+
+
+def killed_mid_epoch(folder: Path) -> None:
+    """Train ``config(folder)`` in a child process that SIGKILLs itself at batch 3 of epoch 2."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.run([sys.executable, "-c", KILLED_CHILD, str(folder), str(Path(__file__).parent)], env=env, capture_output=True, text=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+
+
+@pytest.fixture
+def straight_and_killed(tmp_path):
+    """An uninterrupted run, and the folder of the same run SIGKILLed in its second epoch."""
     straight = train(config(tmp_path / "straight"))
-    resumed = interrupted_then_resumed(tmp_path / "resumed")
+    killed_mid_epoch(tmp_path / "killed")
+    return straight, tmp_path / "killed"
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_metrics(straight_and_killed, monkeypatch):
+    straight, killed = straight_and_killed
+    run_dir = config(killed).run_dir
+    assert trainer.load_checkpoint(config(killed).checkpoint_path)["epoch"] == 1
+    assert not (run_dir / "result.json").exists() and not list(run_dir.glob(".*.tmp"))
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        train(config(killed))
+    shutil.copytree(killed, killed.with_name("forgetful"))
+    resumed = train(config(killed, resume=True))
     for metric in METRICS:
-        assert resumed[metric] == pytest.approx(straight.final[metric], abs=1e-6, rel=0)
-    history = train(config(tmp_path / "resumed", resume=True)).history
-    assert [row["epoch"] for row in history] == [1, 2, 3]
-    assert [row["test_mse"] for row in history] == pytest.approx([row["test_mse"] for row in straight.history], abs=1e-6)
-
-
-def test_the_comparison_catches_a_resume_that_forgets_the_random_state(tmp_path, monkeypatch):
-    straight = train(config(tmp_path / "straight")).final
+        assert resumed.final[metric] == pytest.approx(straight.final[metric], abs=1e-6, rel=0)
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    assert [row["test_mse"] for row in resumed.history] == pytest.approx([row["test_mse"] for row in straight.history], abs=1e-6)
+    # negative control: a resume that forgets the random state does not reproduce the run
     monkeypatch.setattr(trainer, "restore_rng", lambda state, model: None)
-    forgetful = interrupted_then_resumed(tmp_path / "forgetful")
-    assert max(abs(forgetful[m] - straight[m]) for m in METRICS) > 1e-6
+    forgetful = train(config(killed.with_name("forgetful"), resume=True)).final
+    assert max(abs(forgetful[m] - straight.final[m]) for m in METRICS) > 1e-6

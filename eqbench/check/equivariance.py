@@ -5,11 +5,13 @@ model's input and output, in three steps:
 
 1. **random phase** (always): ``n_inputs`` inputs (``inputs.default_structure(seed,
    batch=n_inputs)``, or the given concrete value) and ``n_elements`` Haar-random elements
-   per input, from a ``torch.Generator`` seeded with ``seed``, evaluated in ONE stacked forward
+   per input, from a ``torch.Generator`` seeded with ``seed`` (or, for a finite group, every
+   element on every input: ``exhaustive``), evaluated in ONE stacked forward
    pass (:mod:`eqbench.check.cases`); the noise floor from one more pass over the inputs in
    float64 (:mod:`eqbench.check.noise`);
 2. **search** (``search_examples > 0``): hypothesis looks for inputs and elements that break
-   the expectation and shrinks what it finds (:mod:`eqbench.check.search`);
+   the expectation and shrinks what it finds (:mod:`eqbench.check.search`); each searched
+   input is checked with its drawn element and ``n_elements - 1`` random ones in one pass;
 3. **verdict** (:mod:`eqbench.check.verdict`): ``exact`` / ``approximate`` / ``violated`` from
    the largest scale-adjusted relative error; ``error`` when the model raised, returned NaN or
    a wrong shape, or changed its input. A violated low-precision check is re-run in float64
@@ -34,7 +36,7 @@ from eqbench.check.reproduce import counterexample
 from eqbench.check.result import CheckResult, EquivarianceError, Float64Diagnosis, Verdict
 from eqbench.check.search import Case, Judge, SearchOutcome, run_search
 from eqbench.check.verdict import check_expected, decide, exact_threshold, failure_threshold, is_numerical
-from eqbench.groups.base import Group
+from eqbench.groups.base import Group, Params
 
 
 def check_equivariance(
@@ -50,6 +52,7 @@ def check_equivariance(
     n_inputs: int = 4,
     n_elements: int = 16,
     search_examples: int = 40,
+    exhaustive: bool | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     name: str | None = None,
@@ -61,7 +64,11 @@ def check_equivariance(
     the model as ``*args``, a dict as ``**kwargs``, a tensor as one argument. ``expected``
     (``"exact"``, ``"approximate"``, ``"violated"`` or ``None``) sets what the search hunts for
     and ``result.matches_expected``. ``tolerance`` bounds the relative error of
-    ``approximate``. The same ``seed`` gives the same inputs, elements, search and verdict.
+    ``approximate``. ``exhaustive`` decides whether the random phase tries every element of a
+    finite group on every input instead of ``n_elements`` random ones: ``None`` (default) when
+    the group's order on the data is at most ``n_elements``, ``True`` always (``ValueError`` for
+    a group that is not finite or too large to enumerate), ``False`` never. The same ``seed``
+    gives the same inputs, elements, search and verdict.
     Model misbehaviour gives the verdict ``error``; invalid arguments raise ``ValueError``
     or ``TypeError``. Inside a test that is itself a hypothesis ``@given`` test, the outer
     test needs ``suppress_health_check=[HealthCheck.nested_given]`` (the ``eqbench-quick``
@@ -69,14 +76,20 @@ def check_equivariance(
     """
     start = time.perf_counter()
     expected = check_expected(expected)
-    _check_arguments(group, tolerance, n_inputs, n_elements, search_examples)
+    _check_arguments(group, tolerance, n_inputs, n_elements, search_examples, exhaustive)
     setup = CheckSetup(model, group, in_action, out_action, dtype, device)
     source = InputSource(inputs, in_action)
     structure, x64 = source.random(n_inputs, seed)
-    batch = in_action.batch_size(x64)
-    params = group.sample_params(batch * n_elements, torch.Generator().manual_seed(seed), in_action.num_points(x64))
+    batch, num_points = in_action.batch_size(x64), in_action.num_points(x64)
+    enumerated = enumeration(group, num_points, n_elements, exhaustive)
+    if enumerated is None:
+        per_input = n_elements
+        params = group.sample_params(batch * n_elements, torch.Generator().manual_seed(seed), num_points)
+    else:
+        per_input = group.order(num_points)
+        params = {key: value.repeat(batch, *[1] * (value.dim() - 1)) for key, value in enumerated.items()}
     g = group.element(params)
-    owner = torch.arange(batch).repeat_interleave(n_elements)
+    owner = torch.arange(batch).repeat_interleave(per_input)
     result = CheckResult(
         model=name or model_name(model),
         group=group.name,
@@ -89,8 +102,9 @@ def check_equivariance(
         noise_floor=float("nan"),
         exact_threshold=float("nan"),
         tolerance=tolerance,
-        n_elements=batch * n_elements,
+        n_elements=batch * per_input,
         n_inputs=batch,
+        exhaustive=enumerated is not None,
         seed=seed,
         seconds=0.0,
         dtype=str(dtype).removeprefix("torch."),
@@ -109,7 +123,9 @@ def check_equivariance(
     if search_examples > 0:
         anchor = random_worst if float(table.rel.max()) > failure_threshold(expected, threshold, tolerance) else None
         judge = Judge(expected, threshold, tolerance)
-        search = run_search(setup, source, judge=judge, examples=search_examples, seed=seed, anchor=anchor)
+        search = run_search(
+            setup, source, judge=judge, examples=search_examples, elements=n_elements, seed=seed, anchor=anchor
+        )
 
     result.per_output = {leaf.name: leaf.summary() for leaf in table.leaves}
     for leaf_name, (rel, absolute) in search.per_output.items():
@@ -125,6 +141,8 @@ def check_equivariance(
     result.search_examples = search.evaluations
     exact_action = search.exact_action and acts_exactly(in_action, g) and acts_exactly(out_action, g)
     notes = [f"noise floor by {floor.method}" + (f" ({floor.detail})" if floor.detail else "")]
+    if enumerated is not None:
+        notes.append(f"exhaustive: all {per_input} elements of {group.name} on each input")
     if not exact_action:
         notes.append("some elements act only approximately on the data (interpolation): exact is reported as approximate")
 
@@ -159,11 +177,34 @@ def assert_equivariant(*args: Any, **kwargs: Any) -> CheckResult:
 assert_equivariant.__signature__ = inspect.signature(check_equivariance)  # type: ignore[attr-defined]
 
 
-def _check_arguments(group: Group, tolerance: float, n_inputs: int, n_elements: int, search_examples: int) -> None:
+def enumeration(group: Group, num_points: int | None, n_elements: int, exhaustive: bool | None) -> Params | None:
+    """Every element's parameters when the random phase is exhaustive (see ``exhaustive``), else ``None``."""
+    if exhaustive is False:
+        return None
+    order = group.order(num_points)
+    if order is None:
+        if exhaustive:
+            raise ValueError(f"exhaustive=True needs a finite group; {group.name} is not finite on this data")
+        return None
+    if exhaustive is None and order > n_elements:
+        return None
+    try:
+        return group.enumerate_params(num_points)
+    except NotImplementedError as missing:  # a finite group of a plugin that only overrides order()
+        if exhaustive:
+            raise ValueError(f"exhaustive=True: {group.name} does not enumerate its parameters ({missing})") from None
+        return None
+
+
+def _check_arguments(
+    group: Group, tolerance: float, n_inputs: int, n_elements: int, search_examples: int, exhaustive: bool | None
+) -> None:
     if not isinstance(group, Group):
         raise TypeError(f"group must be an eqbench Group (e.g. eqbench.groups.SO3()), got {group!r}")
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    if exhaustive not in (None, True, False):
+        raise ValueError(f"exhaustive must be None, True or False, got {exhaustive!r}")
     counts = (("n_inputs", n_inputs, 1), ("n_elements", n_elements, 1), ("search_examples", search_examples, 0))
     for label, value, least in counts:
         if not isinstance(value, int) or value < least:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hypothesis import Phase, Verbosity, settings
 
-from eqbench.check.search import SUPPRESSED
+from eqbench.check.search import explicit_settings
 
 QUICK = "eqbench-quick"
 THOROUGH = "eqbench-thorough"
@@ -18,32 +18,22 @@ THOROUGH = "eqbench-thorough"
 
 def register_hypothesis_profiles() -> tuple[str, str]:
     """Register ``eqbench-quick`` and ``eqbench-thorough``; returns their names."""
-    settings.register_profile(
-        QUICK,
+    quick = explicit_settings(
         max_examples=20,
-        derandomize=False,
-        database=None,
         verbosity=Verbosity.normal,
         phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink),
         stateful_step_count=10,
         report_multiple_bugs=False,
-        suppress_health_check=SUPPRESSED,
-        deadline=None,
         print_blob=True,
-        backend="hypothesis",
     )
-    settings.register_profile(
-        THOROUGH,
+    thorough = explicit_settings(
         max_examples=1000,
-        derandomize=False,
-        database=None,
         verbosity=Verbosity.normal,
         phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink, Phase.explain),
         stateful_step_count=50,
         report_multiple_bugs=True,
-        suppress_health_check=SUPPRESSED,
-        deadline=None,
         print_blob=True,
-        backend="hypothesis",
     )
+    settings.register_profile(QUICK, quick)
+    settings.register_profile(THOROUGH, thorough)
     return QUICK, THOROUGH

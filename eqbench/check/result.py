@@ -135,6 +135,8 @@ class CheckResult:
     float64: Float64Diagnosis | None = None
     message: str = ""
     search_examples: int = 0
+    #: True when the random phase tried every element of a finite group on every input.
+    exhaustive: bool = False
 
     @property
     def matches_expected(self) -> bool | None:
@@ -159,6 +161,7 @@ class CheckResult:
             "n_elements": self.n_elements,
             "n_inputs": self.n_inputs,
             "search_examples": self.search_examples,
+            "exhaustive": self.exhaustive,
             "seed": self.seed,
             "seconds": self.seconds,
             "dtype": self.dtype,
@@ -179,7 +182,7 @@ class CheckResult:
             f"max absolute error {self.max_abs_error:.3g}",
             f"  noise floor {self.noise_floor:.3g}, exact threshold {self.exact_threshold:.3g}, "
             f"tolerance {self.tolerance:.3g} ({self.dtype})",
-            f"  {self.n_elements} group elements on {self.n_inputs} inputs "
+            f"  {self.n_elements} group elements{' (exhaustive)' if self.exhaustive else ''} on {self.n_inputs} inputs "
             f"(+{self.search_examples} searched), seed {self.seed}, {self.seconds:.3f} s",
         ]
         if len(self.per_output) > 1 or (self.per_output and self.verdict is not Verdict.EXACT):

@@ -3,8 +3,11 @@
 Each hypothesis example draws a case input ``(structure, item)`` from the input generator's
 ``structure_strategy(batch=1)`` and, given its number of points, one group element from
 ``group.params_strategy(num_points)`` (the two are chained with ``flatmap``). The example is
-evaluated batched: the drawn element plus ``SEARCH_ELEMENTS - 1`` random elements (from a
-generator seeded by the check seed and the case) in one forward pass. The drawn element's
+evaluated batched: the drawn element plus ``elements - 1`` Haar-random ones (``elements`` is the
+check's ``n_elements``, so a searched input gets as many elements as a random-phase input; the
+random ones come from a generator seeded by the check seed and the case) in one forward pass.
+Drawing an example through hypothesis costs about as much as a small forward pass, so the
+random elements, nearly free in the same batch, are what keeps the search's time in the model. The drawn element's
 error steers the search (``hypothesis.target``, once it is above the example's exact
 threshold: hill-climbing on rounding noise would spend the search on one corner of the
 input space) and decides failure: an error above the threshold of the expectation
@@ -15,7 +18,8 @@ the identity) and replays the minimal one last.
 Every example is normalised by its own output scale and judged against its own noise floor
 (:func:`eqbench.check.noise.noise_floor` on its input; one more forward pass of one row in
 float64): its exact threshold is ``max(T_example, T_check)``, with ``T_check`` the random
-phase's. An example whose outputs vanish by symmetry has a floor of order 1, so its rounding
+phase's. The floor is only measured for an example with some error above ``T_check``: below
+it, the example's own threshold cannot change the clipping or the judgement. An example whose outputs vanish by symmetry has a floor of order 1, so its rounding
 is not a failure. An error within the example's exact threshold is rounding: it enters the
 check's maximum clipped to ``T_check``, so that ``max_rel_error <= exact_threshold`` still
 means ``exact``.
@@ -58,8 +62,6 @@ from eqbench.check.verdict import exact_threshold, failure_threshold
 from eqbench.groups.base import Params
 from eqbench.inputs.base import InputStructure
 
-#: Group elements per search example (the drawn one first).
-SEARCH_ELEMENTS = 4
 #: Model evaluations allowed beyond ``max_examples`` for the target and shrink phases.
 SHRINK_BUDGET = 100
 #: Choices that make an anchored (random-phase) example longer than a drawn one.
@@ -75,20 +77,46 @@ SUPPRESSED = (
 )
 
 
-def search_settings(examples: int) -> settings:
-    """Every hypothesis setting explicit, so the active profile (``ci`` included) cannot change the search."""
+def explicit_settings(
+    *,
+    max_examples: int,
+    verbosity: Verbosity,
+    phases: tuple[Phase, ...],
+    stateful_step_count: int,
+    report_multiple_bugs: bool,
+    print_blob: bool,
+) -> settings:
+    """Hypothesis settings with every field given, so that the active profile (``ci`` included) changes nothing.
+
+    Shared by the search and the profiles (:mod:`eqbench.check.profiles`): no database (a
+    search replays from its seed, not from files), no deadline (model speed is not a bug), the
+    health checks of :data:`SUPPRESSED` off, derandomisation off (the seed comes from
+    ``hypothesis.seed``), the standard backend.
+    """
     return settings(
-        max_examples=examples,
+        max_examples=max_examples,
         derandomize=False,
         database=None,
+        verbosity=verbosity,
+        phases=phases,
+        stateful_step_count=stateful_step_count,
+        report_multiple_bugs=report_multiple_bugs,
+        suppress_health_check=SUPPRESSED,
+        deadline=None,
+        print_blob=print_blob,
+        backend="hypothesis",
+    )
+
+
+def search_settings(examples: int) -> settings:
+    """The checker's search: quiet, one bug reported, generate / target / shrink (:func:`explicit_settings`)."""
+    return explicit_settings(
+        max_examples=examples,
         verbosity=Verbosity.quiet,
         phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink),
         stateful_step_count=1,
         report_multiple_bugs=False,
-        suppress_health_check=SUPPRESSED,
-        deadline=None,
         print_blob=False,
-        backend="hypothesis",
     )
 
 
@@ -150,10 +178,11 @@ def run_search(
     *,
     judge: Judge,
     examples: int,
+    elements: int,
     seed: int,
     anchor: Case | None = None,
 ) -> SearchOutcome:
-    """Search ``examples`` hypothesis examples for a failure of ``judge`` (see the module docstring)."""
+    """Search ``examples`` hypothesis examples of ``elements`` elements each for a failure of ``judge`` (see the module docstring)."""
     outcome = SearchOutcome()
     memo: dict[tuple, CaseOutcome] = {}
     budget = examples + SHRINK_BUDGET
@@ -185,7 +214,7 @@ def run_search(
         if result is None:
             if outcome.evaluations >= budget:
                 return
-            result = memo[key] = evaluate(setup, source, case, judge, seed, outcome)
+            result = memo[key] = evaluate(setup, source, case, judge, elements, seed, outcome)
         if result.above_floor:
             hypothesis.target(min(result.error, 1e300), label="relative equivariance error")
         if result.failed:
@@ -204,22 +233,27 @@ def anchored(drawn: Any, value: Any) -> Any:
     return st.one_of(drawn, st.tuples(st.just(value), padding).map(lambda pair: pair[0]))
 
 
-def evaluate(setup: CheckSetup, source: InputSource, case: Case, judge: Judge, seed: int, outcome: SearchOutcome) -> CaseOutcome:
-    """Evaluate one example batched with extra random elements; update the running ``outcome``."""
+def evaluate(
+    setup: CheckSetup, source: InputSource, case: Case, judge: Judge, elements: int, seed: int, outcome: SearchOutcome
+) -> CaseOutcome:
+    """Evaluate one example batched with ``elements - 1`` random elements; update the running ``outcome``."""
     x64 = source.item(case.structure, case.item)
     points = setup.in_action.num_points(x64)
     structure_seed = 0 if case.structure is None else case.structure.seed
     mixed = ((seed * 1_000_003 + structure_seed) * 10_007 + case.item) * 101 + (points or 0)
     generator = torch.Generator().manual_seed(mixed % 2**63)
-    extra = setup.group.sample_params(SEARCH_ELEMENTS - 1, generator, points)
-    params = cat_params([case.params, extra])
+    params = case.params
+    if elements > 1:
+        params = cat_params([params, setup.group.sample_params(elements - 1, generator, points)])
     g = setup.group.element(params)
     outcome.evaluations += 1
     outcome.elements += g.batch_size
     outcome.exact_action &= acts_exactly(setup.in_action, g) and acts_exactly(setup.out_action, g)
     try:
         evaluation = evaluate_cases(setup, x64, g, torch.zeros(g.batch_size, dtype=torch.long))
-        own = max(exact_threshold(noise_floor(setup, evaluation).value, setup.dtype), judge.threshold)
+        own = judge.threshold
+        if float(evaluation.table.rel.max()) > own:
+            own = max(exact_threshold(noise_floor(setup, evaluation).value, setup.dtype), own)
     except ModelFailure as failure:
         return CaseOutcome(float("inf"), True, failure)
 

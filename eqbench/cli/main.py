@@ -14,7 +14,14 @@ from typing import Sequence
 
 from eqbench.cli import UsageError
 
-SUBCOMMANDS: tuple[str, ...] = ("eqbench.cli.list", "eqbench.cli.check")
+SUBCOMMANDS: tuple[str, ...] = (
+    "eqbench.cli.list",
+    "eqbench.cli.check",
+    "eqbench.cli.sweep",
+    "eqbench.cli.train",
+    "eqbench.cli.report",
+    "eqbench.cli.discover",
+)
 USAGE_ERROR = 2
 
 

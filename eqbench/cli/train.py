@@ -3,6 +3,9 @@
 Runs the same under ``torchrun --nproc_per_node N -m eqbench.cli.main train ...`` (one process
 per device, DistributedDataParallel). Results go to ``OUT/TASK/MODEL-PRESET-seedSEED/``
 (``history.csv``, ``history.json``, ``result.json``), which ``eqbench report --training OUT`` reads.
+
+Exit status: 0 when the run finished; 1 when a data file or checkpoint cannot be used, the run
+exists without ``--resume``, or the loss became non-finite (one ``error:`` line); 2 on usage errors.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from eqbench.tasks.checkpoint import CheckpointError
     from eqbench.tasks.datafiles import DataFileError
     from eqbench.tasks.presets import get_preset, with_overrides
     from eqbench.tasks.registry import get_task
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         result = train(config)
-    except (DataFileError, FileExistsError) as error:
+    except (DataFileError, FileExistsError, CheckpointError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     shown = ", ".join(f"{k}={v:.4g}" for k, v in result.final.items() if k.startswith(("test_", "baseline_test_")))

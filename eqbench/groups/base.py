@@ -14,7 +14,8 @@ Because the random sampler and the hypothesis strategy share one parameterisatio
 counterexample found by random sampling replays exactly as a hypothesis example.
 
 Lie groups also give ``lie_algebra`` (generators as homogeneous ``(k, d+1, d+1)``
-matrices), ``exp`` and ``log``; finite groups give ``elements()`` for exhaustive checks.
+matrices), ``exp`` and ``log``; finite groups give ``order()`` and ``enumerate_params()`` (hence
+``elements()``), so that a check on them can try every element.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class Group(ABC):
 
     Subclasses set ``name`` and ``space_dim`` and implement ``sample_params``, ``element``
     and ``params_strategy``; Lie groups override ``lie_algebra``/``exp``/``log`` and finite
-    groups override ``order``/``elements``.
+    groups override ``order``/``enumerate_params``.
     """
 
     name: str = "group"
@@ -123,9 +124,13 @@ class Group(ABC):
         """Number of elements, or ``None`` for infinite groups."""
         return None
 
-    def elements(self, num_points: int | None = None) -> Element:
-        """Every element, for exhaustive checks of finite groups."""
+    def enumerate_params(self, num_points: int | None = None) -> Params:
+        """The parameters of every element (batch axis ``order(num_points)``), for exhaustive checks of finite groups."""
         raise NotImplementedError(f"{self.name} is not finite: it cannot enumerate its elements")
+
+    def elements(self, num_points: int | None = None) -> Element:
+        """Every element: ``element(enumerate_params(num_points))``."""
+        return self.element(self.enumerate_params(num_points))
 
     # ---------------------------------------------------------------- products
     def __mul__(self, other: Group) -> Group:

@@ -65,11 +65,11 @@ class Symmetric(ComparedByValue, Group):
             return None
         return math.factorial(self.size(num_points))
 
-    def elements(self, num_points: int | None = None) -> Element:
+    def enumerate_params(self, num_points: int | None = None) -> Params:
         """All ``N!`` permutations in lexicographic order (identity first), for ``N! <= 5040``."""
         size = self.size(num_points)
         if math.factorial(size) > MAX_ENUMERATED:
             raise ValueError(
-                f"{self.name} on {size} points has {math.factorial(size)} elements; elements() enumerates at most {MAX_ENUMERATED} (7!)"
+                f"{self.name} on {size} points has {math.factorial(size)} elements; it enumerates at most {MAX_ENUMERATED} (7!)"
             )
-        return self.element({"permutation": torch.tensor(list(permutations(range(size))), dtype=torch.long)})
+        return {"permutation": torch.tensor(list(permutations(range(size))), dtype=torch.long)}

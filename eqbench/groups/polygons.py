@@ -48,5 +48,5 @@ class Cyclic(ComparedByValue, Group):
     def order(self, num_points: int | None = None) -> int:
         return self.n
 
-    def elements(self, num_points: int | None = None) -> Element:
-        return self.element({"k": torch.arange(self.n)})
+    def enumerate_params(self, num_points: int | None = None) -> Params:
+        return {"k": torch.arange(self.n)}

@@ -24,7 +24,6 @@ from eqbench.groups.base import Group, Params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
 
-PARTS = ("matrix", "translation", "permutation")
 
 
 class DirectProduct(ComparedByValue, Group):
@@ -101,20 +100,16 @@ class DirectProduct(ComparedByValue, Group):
         orders = [f.order(num_points) for f in self.factors]
         return None if any(o is None for o in orders) else math.prod(orders)
 
-    def elements(self, num_points: int | None = None) -> Element:
-        """Every pair (tuple) of factor elements, the last factor varying fastest."""
-        enumerated = [f.elements(num_points) for f in self.factors]
-        sizes = [e.batch_size if _has_parts(e) else 1 for e in enumerated]
-        combined = [
-            e.repeat_interleave(math.prod(sizes[i + 1 :])).repeat(math.prod(sizes[:i]))
-            for i, e in enumerate(enumerated)
-            if _has_parts(e)
-        ]
-        return Element.merge(combined)
-
-
-def _has_parts(element: Element) -> bool:
-    return any(getattr(element, part) is not None for part in PARTS)
+    def enumerate_params(self, num_points: int | None = None) -> Params:
+        """Every tuple of factor elements, the last factor varying fastest."""
+        enumerated = [f.enumerate_params(num_points) for f in self.factors]
+        sizes = [f.order(num_points) for f in self.factors]
+        params: Params = {}
+        for i, factor_params in enumerate(enumerated):
+            inner, outer = math.prod(sizes[i + 1 :]), math.prod(sizes[:i])
+            for key, value in factor_params.items():
+                params[f"{i}.{key}"] = value.repeat_interleave(inner, dim=0).repeat(outer, *[1] * (value.dim() - 1))
+        return params
 
 
 def _parts(group: Group) -> set[str]:

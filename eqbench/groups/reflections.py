@@ -70,10 +70,12 @@ class WithReflection(ComparedByValue, Group):
         order = self.rotations.order()
         return None if order is None else 2 * order
 
-    def elements(self, num_points: int | None = None) -> Element:
-        rotations = self.rotations.elements()
-        reflected = self._reflect(rotations.matrix, torch.ones(rotations.batch_size, dtype=torch.long))
-        return Element(matrix=torch.cat([rotations.matrix, reflected]))
+    def enumerate_params(self, num_points: int | None = None) -> Params:
+        """The rotations' enumeration, then the same rotations times ``F``."""
+        rotations = self.rotations.enumerate_params()
+        count = self.rotations.order()
+        flags = torch.cat([torch.zeros(count, dtype=torch.long), torch.ones(count, dtype=torch.long)])
+        return {**{key: value.repeat(2, *[1] * (value.dim() - 1)) for key, value in rotations.items()}, "reflect": flags}
 
 
 class O2(WithReflection):

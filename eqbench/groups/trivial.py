@@ -31,5 +31,5 @@ class Trivial(ComparedByValue, Group):
     def order(self, num_points: int | None = None) -> int:
         return 1
 
-    def elements(self, num_points: int | None = None) -> Element:
-        return Element()
+    def enumerate_params(self, num_points: int | None = None) -> Params:
+        return {}

@@ -4,13 +4,15 @@
   S_n invariant (pooled) or equivariant (per point), not rotation or translation equivariant.
 * :class:`NBodyGNN`, the "GNN" of the charged n-body benchmark (Satorras et al. 2021,
   after Gilmer et al. 2017): nodes carry the raw positions and velocities, so it is S_n
-  equivariant but not E(3) equivariant.
-* :class:`EGNN` for n-body (Satorras, Hoogeboom, Welling, ICML 2021, Eqs. 3-6 with the velocity update of Eq. 7):
-  E(3) x S_n equivariant predicted positions.
+  equivariant but not E(3) equivariant. It is also the backbone of FA-GNN
+  (:class:`eqbench.models.frame_averaging.FAGNN`).
+* :class:`EGNN` for n-body (Satorras, Hoogeboom, Welling, ICML 2021, Eqs. 3-6 with the velocity
+  update of Eq. 7): E(3) x S_n equivariant predicted positions.
 
 The n-body models take ``positions (B, N, 3)``, ``velocities (B, N, 3)`` and ``charges (B, N, 1)``
-of a fully connected system and return the predicted positions ``(B, N, 3)``; the edge
-attribute of the pair ``(i, j)`` is ``q_i q_j`` in both graph networks, as in the reference.
+of a fully connected system and return the predicted positions ``(B, N, 3)``. Edge attributes
+follow the benchmark code of Satorras et al.: ``q_i q_j`` for the GNN, ``(q_i q_j, |x_i - x_j|^2)``
+of the input positions for EGNN (and for FA-GNN). Edge MLPs end with an activation, as there.
 """
 from __future__ import annotations
 
@@ -54,77 +56,89 @@ class PointNet(nn.Module):
 
 
 class NBodyGNN(nn.Module):
-    """Message-passing GNN on the fully connected n-body graph (the benchmark's "GNN").
+    """Message-passing GNN on the fully connected n-body graph (the benchmark's "GNN", Satorras et al. 2021).
 
-    ``h_i^0 = embed([x_i, v_i])``; per layer ``m_ij = phi_e(h_i, h_j, q_i q_j)`` for ``j != i`` and
-    ``h_i <- h_i + phi_h(h_i, sum_j m_ij)``; output ``x_i + decode(h_i)``. Sums over all other
-    nodes make it S_n equivariant; raw coordinates make it neither rotation nor translation
-    equivariant (this is the backbone that :func:`eqbench.models.frame_averaging.fa_gnn` averages).
+    ``h_i^0 = embed([x_i, v_i])``; per layer (:meth:`propagate`) ``m_ij = phi_e(h_i, h_j, e_ij)``
+    for ``j != i`` and ``h_i <- h_i + phi_h(h_i, sum_j m_ij)``; the predicted positions are
+    ``decode(h_i)`` (read out directly, as in the reference code), with ``e_ij = q_i q_j``. Sums
+    over all other nodes make it S_n equivariant; raw coordinates make it neither rotation nor
+    translation equivariant. ``edge_features`` sizes ``e_ij`` for other uses of the layers (FA-GNN).
     """
 
-    def __init__(self, hidden: int = 64, layers: int = 4) -> None:
+    def __init__(self, hidden: int = 64, layers: int = 4, edge_features: int = 1) -> None:
         super().__init__()
+        if hidden < 1 or layers < 1 or edge_features < 1:
+            raise ValueError(f"NBodyGNN needs hidden, layers, edge_features >= 1, got {hidden}, {layers}, {edge_features}")
+        self.hidden = hidden
         self.embed = nn.Linear(6, hidden)
-        self.edges = nn.ModuleList(PairMLP(hidden, 1, hidden, hidden) for _ in range(layers))
+        self.edges = nn.ModuleList(PairMLP(hidden, edge_features, hidden, hidden) for _ in range(layers))
         self.nodes = nn.ModuleList(mlp(2 * hidden, hidden, hidden) for _ in range(layers))
         self.decode = mlp(hidden, hidden, 3)
 
     def forward(self, positions: Tensor, velocities: Tensor, charges: Tensor) -> Tensor:
-        _check_system(positions, velocities, charges)
+        check_system(positions, velocities, charges)
         h = self.embed(torch.cat([positions, velocities], dim=-1))
-        pair_charges = charge_products(charges)
-        mask = off_diagonal(positions.shape[1], positions)[..., None]
-        for edge, node in zip(self.edges, self.nodes):
-            messages = edge(h, pair_charges) * mask
-            h = h + node(torch.cat([h, messages.sum(dim=2)], dim=-1))
-        return positions + self.decode(h)
+        edges = charge_products(charges)
+        for layer in range(len(self.edges)):
+            h = self.propagate(layer, h, edges)
+        return self.decode(h)
+
+    def propagate(self, layer: int, h: Tensor, edges: Tensor) -> Tensor:
+        """Message-passing layer ``layer``: ``h_i + phi_h(h_i, sum_{j != i} phi_e(h_i, h_j, e_ij))``; ``h (B, N, F)``, ``edges (B, N, N, E)``."""
+        mask = off_diagonal(h.shape[1], h)[..., None]
+        messages = self.edges[layer](h, edges) * mask
+        return h + self.nodes[layer](torch.cat([h, messages.sum(dim=2)], dim=-1))
 
 
 class EGNN(nn.Module):
-    """EGNN for n-body with velocities (Satorras, Hoogeboom, Welling 2021, Eqs. 3-6 and 7), fully connected.
+    """EGNN for n-body with velocities (Satorras, Hoogeboom, Welling 2021, Eqs. 3-7), fully connected.
 
-    ``h_i^0 = embed(|v_i|)``; per layer, with ``C = 1/(N-1)``:
+    ``h_i^0 = embed(|v_i|)``, ``e_ij = (q_i q_j, |x_i^0 - x_j^0|^2)``; per layer, with ``C = 1/(N-1)``
+    and the input velocities ``v_i`` (Eq. 7 uses ``v_i^init`` in every layer):
 
-        m_ij = phi_e(h_i, h_j, |x_i - x_j|^2, q_i q_j)
-        v_i <- phi_v(h_i) v_i + C sum_{j != i} (x_i - x_j) phi_x(m_ij)
-        x_i <- x_i + v_i
+        m_ij = phi_e(h_i, h_j, |x_i - x_j|^2, e_ij)
+        x_i <- x_i + C sum_{j != i} (x_i - x_j) phi_x(m_ij) + phi_v(h_i) v_i
         h_i <- h_i + phi_h(h_i, sum_{j != i} m_ij)
 
     Messages see only E(3) invariants and positions move along differences and velocities, so
-    the output positions ``x_i^L`` transform as points under E(3) x S_n.
+    the output positions ``x_i^L`` transform as points under E(3) x S_n. The last layer of each
+    ``phi_x`` has no bias and Xavier-uniform weights of gain 0.001, as in the reference code
+    (tiny first position updates; training diverges without it).
     """
 
     def __init__(self, hidden: int = 64, layers: int = 4) -> None:
         super().__init__()
+        if hidden < 1 or layers < 1:
+            raise ValueError(f"EGNN needs hidden, layers >= 1, got {hidden}, {layers}")
         self.embed = nn.Linear(1, hidden)
-        self.edges = nn.ModuleList(PairMLP(hidden, 2, hidden, hidden) for _ in range(layers))
-        self.coordinates = nn.ModuleList(mlp(hidden, hidden, 1) for _ in range(layers))
+        self.edges = nn.ModuleList(PairMLP(hidden, 3, hidden, hidden) for _ in range(layers))
+        self.coordinates = nn.ModuleList(_coordinate_mlp(hidden) for _ in range(layers))
         self.velocities = nn.ModuleList(mlp(hidden, hidden, 1) for _ in range(layers))
         self.nodes = nn.ModuleList(mlp(2 * hidden, hidden, hidden) for _ in range(layers))
 
     def forward(self, positions: Tensor, velocities: Tensor, charges: Tensor) -> Tensor:
-        _check_system(positions, velocities, charges)
+        check_system(positions, velocities, charges)
         num_points = positions.shape[1]
         h = self.embed(velocities.norm(dim=-1, keepdim=True))
-        x, v = positions, velocities
-        pair_charges = charge_products(charges)
+        x = positions
+        attributes = torch.cat([charge_products(charges), squared_distances(positions)], dim=-1)
         mask = off_diagonal(num_points, positions)[..., None]
         for edge, coordinate, velocity, node in zip(self.edges, self.coordinates, self.velocities, self.nodes):
             differences = pairwise_differences(x)
             squared = differences.square().sum(-1, keepdim=True)
-            messages = edge(h, torch.cat([squared, pair_charges], dim=-1)) * mask
+            messages = edge(h, torch.cat([squared, attributes], dim=-1)) * mask
             pull = (differences * coordinate(messages) * mask).sum(dim=2) / max(num_points - 1, 1)
-            v = velocity(h) * v + pull
-            x = x + v
+            x = x + pull + velocity(h) * velocities
             h = h + node(torch.cat([h, messages.sum(dim=2)], dim=-1))
         return x
 
 
 class PairMLP(nn.Module):
-    """Edge MLP ``phi(h_i, h_j, e_ij) = W_2 silu(W_1 [h_i, h_j, e_ij] + b_1) + b_2`` on every ordered pair.
+    """Edge MLP ``phi(h_i, h_j, e_ij) = silu(W_2 silu(W_1 [h_i, h_j, e_ij] + b_1) + b_2)`` on every ordered pair.
 
-    The first layer is split by input, ``W_1 [h_i, h_j, e_ij] = A h_i + B h_j + C e_ij``, so the
-    node parts run once per node instead of once per pair (the same function as an MLP on the
+    Ends with the activation, as the edge MLPs of Satorras et al.'s code (GCL, E_GCL). The first
+    layer is split by input, ``W_1 [h_i, h_j, e_ij] = A h_i + B h_j + C e_ij``, so the node parts
+    run once per node instead of once per pair (the same function as an MLP on the
     concatenation, at a fraction of the cost). ``h (B, N, F)``, ``e (B, N, N, E)`` -> ``(B, N, N, out)``.
     """
 
@@ -137,7 +151,7 @@ class PairMLP(nn.Module):
 
     def forward(self, h: Tensor, edges: Tensor) -> Tensor:
         hidden = self.source(h)[:, :, None, :] + self.target(h)[:, None, :, :] + self.edge(edges)
-        return self.out(nn.functional.silu(hidden))
+        return nn.functional.silu(self.out(nn.functional.silu(hidden)))
 
 
 def charge_products(charges: Tensor) -> Tensor:
@@ -145,7 +159,19 @@ def charge_products(charges: Tensor) -> Tensor:
     return charges[:, :, None, :] * charges[:, None, :, :]
 
 
-def _check_system(positions: Tensor, velocities: Tensor, charges: Tensor) -> None:
+def squared_distances(positions: Tensor) -> Tensor:
+    """Edge attributes ``|x_i - x_j|^2``: ``(B, N, 3) -> (B, N, N, 1)`` (E(3) invariant)."""
+    return pairwise_differences(positions).square().sum(-1, keepdim=True)
+
+
+def _coordinate_mlp(hidden: int) -> nn.Sequential:
+    """``phi_x``: ``hidden -> hidden -> 1``, SiLU, the last layer bias-free with Xavier-uniform gain 0.001 (reference init)."""
+    last = nn.Linear(hidden, 1, bias=False)
+    nn.init.xavier_uniform_(last.weight, gain=0.001)
+    return nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), last)
+
+
+def check_system(positions: Tensor, velocities: Tensor, charges: Tensor) -> None:
     """Raise ``ValueError`` unless the shapes are ``(B, N, 3)``, ``(B, N, 3)``, ``(B, N, 1)`` with ``N >= 1``."""
     batch, num_points = positions.shape[:2] if positions.dim() == 3 else (-1, -1)
     expected = ((positions, 3), (velocities, 3), (charges, 1))

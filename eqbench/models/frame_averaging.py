@@ -35,20 +35,23 @@ and each cluster is handled by what it is:
 
 ``degeneracy="naive"`` gives the paper's frame without these checks (a control that the
 checker's search breaks); ``degeneracy="raise"`` raises :class:`DegenerateFrameError` instead of
-handling a degenerate cluster. :meth:`FrameAveraging.frames` reports which items were degenerate.
-Frames are computed in float64 from detached inputs (no gradient flows through ``R``), and the
-averaged outputs must be invariant (any shape), vectors or points (last axis ``d``).
+handling a degenerate cluster. :class:`PCAFrames` computes the frames (``Frames.degenerate``
+reports which items were degenerate), in float64 from detached inputs (no gradient flows
+through ``R``). :class:`FrameAveraging` wraps any backbone (outputs invariant of any shape,
+vectors or points with the last axis ``d``); :class:`FAGNN` is the paper's n-body model, which
+averages in every layer.
 """
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from eqbench.models.baselines import NBodyGNN, PointNet
+from eqbench.models.baselines import NBodyGNN, PointNet, charge_products, check_system, squared_distances
 
 #: name -> (subtract the centroid, keep only det +1 frames)
 FRAME_GROUPS: dict[str, tuple[bool, bool]] = {"O": (False, False), "SO": (False, True), "E": (True, False), "SE": (True, True)}
@@ -67,7 +70,8 @@ class Frames:
 
     ``rotations`` ``(T, d, d)`` (columns are the axes), ``translations`` ``(T, d)``, ``owner``
     ``(T,)``, ``counts`` ``(B,)`` frames per item, ``degenerate`` ``(B,)`` items that had a
-    degenerate cluster. All float64 / int64 / bool on the input's device.
+    degenerate cluster, ``centres`` ``(B, d)`` each item's translation (the centroid, or 0 for
+    O(d) and SO(d)). All float64 / int64 / bool on the input's device.
     """
 
     rotations: Tensor
@@ -75,32 +79,22 @@ class Frames:
     owner: Tensor
     counts: Tensor
     degenerate: Tensor
+    centres: Tensor
 
 
-class FrameAveraging(nn.Module):
-    """Wrap ``backbone`` so that it becomes invariant or equivariant under ``group`` by frame averaging.
+class PCAFrames:
+    """The PCA frames of Puny et al. for ``group`` with degeneracy handling: ``frames(points) -> Frames``.
 
     Args:
-        backbone: called once per forward on all framed copies stacked on the batch axis,
-            with the same positional fields as this module; it must treat batch items
-            independently.
         group: ``"O"``, ``"SO"``, ``"E"`` or ``"SE"`` (of the dimension of the points).
-        output: ``"invariant"``, ``"vectors"`` or ``"points"`` (see module docs).
-        fields: kinds of the positional inputs after the points: ``"points"``, ``"vectors"``
-            (rotated into the frame) or ``"scalars"`` (passed through).
         degeneracy: ``"multiplicity"`` (default), ``"naive"`` or ``"raise"`` (see module docs).
         gap_tolerance, null_tolerance, tie_tolerance: relative thresholds (see module docs).
         max_frames: most frames one item may need; more raises :class:`DegenerateFrameError`.
-
-    ``forward(points (B, N, d), *fields)``; every field has the batch axis first.
     """
 
     def __init__(
         self,
-        backbone: nn.Module,
         group: str = "E",
-        output: str = "invariant",
-        fields: tuple[str, ...] = (),
         *,
         degeneracy: str = "multiplicity",
         gap_tolerance: float = 1e-2,
@@ -108,46 +102,23 @@ class FrameAveraging(nn.Module):
         tie_tolerance: float = 1e-4,
         max_frames: int = 4096,
     ) -> None:
-        super().__init__()
         _require_choice("group", group, tuple(FRAME_GROUPS))
-        _require_choice("output", output, OUTPUT_KINDS)
         _require_choice("degeneracy", degeneracy, DEGENERACY_MODES)
-        for kind in fields:
-            _require_choice("field kind", kind, FIELD_KINDS)
         if not 0 < null_tolerance < gap_tolerance < 1 or not 0 < tie_tolerance < 1 or max_frames < 1:
             raise ValueError(
                 "need 0 < null_tolerance < gap_tolerance < 1, 0 < tie_tolerance < 1 and max_frames >= 1; got "
                 f"{null_tolerance}, {gap_tolerance}, {tie_tolerance}, {max_frames}"
             )
-        self.backbone = backbone
-        self.group, self.output, self.fields = group, output, tuple(fields)
+        self.group = group
         self.centred, self.proper = FRAME_GROUPS[group]
         self.degeneracy = degeneracy
         self.gap_tolerance, self.null_tolerance, self.tie_tolerance = gap_tolerance, null_tolerance, tie_tolerance
         self.max_frames = max_frames
 
-    def extra_repr(self) -> str:
-        return f"group={self.group!r}, output={self.output!r}, fields={self.fields}, degeneracy={self.degeneracy!r}"
+    def __repr__(self) -> str:
+        return f"PCAFrames(group={self.group!r}, degeneracy={self.degeneracy!r})"
 
-    # ------------------------------------------------------------------ forward
-    def forward(self, points: Tensor, *fields: Tensor) -> Tensor:
-        if len(fields) != len(self.fields):
-            raise ValueError(f"FrameAveraging({self.group}) expects points and {len(self.fields)} fields {self.fields}, got {len(fields)}")
-        frames = self.frames(points)
-        owner = frames.owner
-        framed = [_to_frame(points, frames, "points")]
-        framed += [_to_frame(field, frames, kind) for field, kind in zip(fields, self.fields)]
-        out = self.backbone(*framed)
-        if not isinstance(out, Tensor) or out.shape[0] != owner.shape[0]:
-            raise ValueError(f"the backbone must return one tensor with the batch axis first, got {type(out).__name__}")
-        moved = _from_frame(out, frames, self.output)
-        total = torch.zeros((points.shape[0],) + tuple(moved.shape[1:]), dtype=moved.dtype, device=moved.device)
-        total = total.index_add(0, owner, moved)
-        mean = total / frames.counts.to(moved.dtype).reshape((-1,) + (1,) * (moved.dim() - 1))
-        return mean.to(out.dtype)
-
-    # ------------------------------------------------------------------- frames
-    def frames(self, points: Tensor) -> Frames:
+    def __call__(self, points: Tensor) -> Frames:
         """The frames of every item of ``points`` ``(B, N, d)`` (see :class:`Frames` and the module docs)."""
         if points.dim() != 3 or points.shape[1] < 1 or not points.is_floating_point():
             raise ValueError(f"FrameAveraging expects floating points of shape (B, N >= 1, d), got {tuple(points.shape)} {points.dtype}")
@@ -187,7 +158,7 @@ class FrameAveraging(nn.Module):
             raise DegenerateFrameError(f"an item needs {int(counts.max())} frames, more than max_frames={self.max_frames}")
         rotations = (_with_positive_determinant(stacked)[:, None] * signs[None, :, None, :]).flatten(0, 1)
         owner = torch.repeat_interleave(torch.arange(batch, device=x.device), counts)
-        return Frames(rotations, centre[owner], owner, counts, degenerate)
+        return Frames(rotations, centre[owner], owner, counts, degenerate, centre)
 
     def _degenerate_items(self, eigenvalues: Tensor) -> Tensor:
         """``(B,)`` items with a cluster of ``>= 2`` eigenvalues above the null threshold."""
@@ -211,6 +182,106 @@ class FrameAveraging(nn.Module):
         return torch.stack([torch.cat(choice, dim=1) for choice in itertools.product(*per_cluster)])
 
 
+class FrameAveraging(nn.Module):
+    """Wrap ``backbone`` so that it becomes invariant or equivariant under ``group`` by frame averaging.
+
+    Args:
+        backbone: called once per forward on all framed copies stacked on the batch axis,
+            with the same positional fields as this module; it must treat batch items
+            independently.
+        group: ``"O"``, ``"SO"``, ``"E"`` or ``"SE"`` (of the dimension of the points).
+        output: ``"invariant"``, ``"vectors"`` or ``"points"`` (see module docs).
+        fields: kinds of the positional inputs after the points: ``"points"``, ``"vectors"``
+            (rotated into the frame) or ``"scalars"`` (passed through).
+        frame_options: ``degeneracy``, ``gap_tolerance``, ``null_tolerance``, ``tie_tolerance``,
+            ``max_frames`` of :class:`PCAFrames`.
+
+    ``forward(points (B, N, d), *fields)``; every field has the batch axis first.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        group: str = "E",
+        output: str = "invariant",
+        fields: tuple[str, ...] = (),
+        **frame_options: Any,
+    ) -> None:
+        super().__init__()
+        _require_choice("output", output, OUTPUT_KINDS)
+        for kind in fields:
+            _require_choice("field kind", kind, FIELD_KINDS)
+        self.frames = PCAFrames(group, **frame_options)
+        self.backbone = backbone
+        self.group, self.output, self.fields = group, output, tuple(fields)
+
+    def extra_repr(self) -> str:
+        return f"group={self.group!r}, output={self.output!r}, fields={self.fields}, degeneracy={self.frames.degeneracy!r}"
+
+    def forward(self, points: Tensor, *fields: Tensor) -> Tensor:
+        if len(fields) != len(self.fields):
+            raise ValueError(f"FrameAveraging({self.group}) expects points and {len(self.fields)} fields {self.fields}, got {len(fields)}")
+        frames = self.frames(points)
+        framed = [to_frame(points, frames, "points")]
+        framed += [to_frame(field, frames, kind) for field, kind in zip(fields, self.fields)]
+        out = self.backbone(*framed)
+        if not isinstance(out, Tensor) or out.shape[0] != frames.owner.shape[0]:
+            raise ValueError(f"the backbone must return one tensor with the batch axis first, got {type(out).__name__}")
+        return frame_mean(from_frame(out, frames, self.output), frames).to(out.dtype)
+
+
+class FAGNN(nn.Module):
+    """FA-GNN for charged n-body (Puny et al. 2022, Sec. 5.3): a GNN made E(3) x S_n equivariant by frame averaging in every layer.
+
+    The construction of the authors' n-body code: the backbone is the benchmark's GNN
+    (:class:`~eqbench.models.baselines.NBodyGNN`, ``hidden`` a multiple of 3) with edge
+    attributes ``(q_i q_j, |x_i - x_j|^2)``.
+
+    1. Frames ``F`` of the positions (PCA frames of ``group``); the nodes' inputs are the framed
+       positions and velocities, ``[R^T (x_i - t), R^T v_i]``, one copy per frame.
+    2. After each message-passing layer but the last, the hidden state of node ``i`` is read as
+       ``hidden / 3`` vectors of R^3 in the frame's coordinates and mapped out and averaged,
+       ``u_i = 1/|F| sum_{(R, t)} R h_i^{(R, t)}``: equivariant latent vectors. New frames are
+       computed from the cloud of all ``N * hidden / 3`` latent vectors (centred on their mean for
+       E(d) and SE(d)), and the latent vectors are framed again for the next layer.
+    3. The decoder's output ``y`` in the last frames is averaged as points: ``1/|F| sum R y + c``
+       with ``c`` the centroid of the input positions (the latent vectors do not move with
+       translations, so the output does).
+
+    Every step maps ``g``-transformed inputs to ``g``-transformed outputs, so the predicted
+    positions are E(3) x S_n equivariant (O(3) x S_n, SO(3), SE(3) for the other groups);
+    degenerate clouds, input or latent, get the multiplicity-aware frames of :class:`PCAFrames`.
+    ``forward(positions (B, N, 3), velocities (B, N, 3), charges (B, N, 1)) -> (B, N, 3)``.
+    """
+
+    def __init__(self, hidden: int = 60, layers: int = 4, *, group: str = "E", **frame_options: Any) -> None:
+        super().__init__()
+        if hidden % 3:
+            raise ValueError(f"FA-GNN reads hidden states as 3-vectors, so hidden must be a multiple of 3, got {hidden}")
+        self.gnn = NBodyGNN(hidden, layers, edge_features=2)
+        self.frames = PCAFrames(group, **frame_options)
+
+    def extra_repr(self) -> str:
+        return f"frames={self.frames!r}"
+
+    def forward(self, positions: Tensor, velocities: Tensor, charges: Tensor) -> Tensor:
+        check_system(positions, velocities, charges)
+        batch, num_points, _ = positions.shape
+        frames = self.frames(positions)
+        centres = frames.centres
+        attributes = torch.cat([charge_products(charges), squared_distances(positions)], dim=-1)
+        h = self.gnn.embed(torch.cat([to_frame(positions, frames, "points"), to_frame(velocities, frames, "vectors")], dim=-1))
+        last = len(self.gnn.edges) - 1
+        for layer in range(last + 1):
+            h = self.gnn.propagate(layer, h, attributes[frames.owner])
+            if layer < last:
+                latent = frame_mean(from_frame(h.unflatten(-1, (-1, 3)), frames, "vectors"), frames).flatten(1, 2)
+                frames = self.frames(latent)
+                h = to_frame(latent, frames, "points").reshape(-1, num_points, h.shape[-1]).to(h.dtype)
+        out = frame_mean(from_frame(self.gnn.decode(h), frames, "vectors"), frames) + centres[:, None, :]
+        return out.to(positions.dtype)
+
+
 # ------------------------------------------------------------------ the paper's models
 def fa_pointnet(
     num_classes: int = 10,
@@ -230,14 +301,9 @@ def fa_pointnet(
     return FrameAveraging(PointNet(3, num_classes, widths), group, "invariant", degeneracy=degeneracy)
 
 
-def fa_gnn(hidden: int = 64, layers: int = 4, *, group: str = "E", degeneracy: str = "multiplicity") -> FrameAveraging:
-    """FA-GNN for charged n-body (Puny et al. 2022): :class:`~eqbench.models.baselines.NBodyGNN` averaged over E(3) frames.
-
-    ``forward(positions (B, N, 3), velocities (B, N, 3), charges (B, N, 1)) -> (B, N, 3)``:
-    positions framed as points, velocities as vectors, charges passed through; the predicted
-    positions are mapped back as points, so the model is E(3) x S_n equivariant.
-    """
-    return FrameAveraging(NBodyGNN(hidden, layers), group, "points", ("vectors", "scalars"), degeneracy=degeneracy)
+def fa_gnn(hidden: int = 60, layers: int = 4, *, group: str = "E", degeneracy: str = "multiplicity") -> FAGNN:
+    """FA-GNN for charged n-body (Puny et al. 2022): :class:`FAGNN` with the authors' width (60) and depth (4)."""
+    return FAGNN(hidden, layers, group=group, degeneracy=degeneracy)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -310,7 +376,7 @@ def _complete_basis(axes: list[Tensor], m: int, like: Tensor) -> Tensor:
     return torch.stack(columns, dim=1)
 
 
-def _to_frame(field: Tensor, frames: Frames, kind: str) -> Tensor:
+def to_frame(field: Tensor, frames: Frames, kind: str) -> Tensor:
     """``g^-1 . field`` for every frame ``g = (R, t)`` of its item: ``R^T (x - t)``, ``R^T v`` or unchanged."""
     copies = field[frames.owner]
     if kind == "scalars":
@@ -325,7 +391,7 @@ def _to_frame(field: Tensor, frames: Frames, kind: str) -> Tensor:
     return rotated.to(field.dtype)
 
 
-def _from_frame(out: Tensor, frames: Frames, kind: str) -> Tensor:
+def from_frame(out: Tensor, frames: Frames, kind: str) -> Tensor:
     """``g . out`` for every frame: ``R y + t`` (points), ``R y`` (vectors), ``y`` (invariant); float64."""
     values = out.to(torch.float64)
     if kind == "invariant":
@@ -337,6 +403,16 @@ def _from_frame(out: Tensor, frames: Frames, kind: str) -> Tensor:
     if kind == "points":
         moved = moved + _broadcast(frames.translations, moved)
     return moved
+
+
+def frame_mean(values: Tensor, frames: Frames) -> Tensor:
+    """The average over each item's frames: ``(T, ...) -> (B, ...)``.
+
+    An item's frames are consecutive (``owner`` is sorted), so this is a segment mean over the
+    ``counts``; ``segment_reduce`` does it in one pass (``index_add`` with repeated indices is
+    about 100x slower on CPU).
+    """
+    return torch.segment_reduce(values, "mean", lengths=frames.counts, axis=0)
 
 
 def _broadcast(translations: Tensor, like: Tensor) -> Tensor:

@@ -37,8 +37,11 @@ from torch import Tensor, nn
 
 
 def radius_orbits(points: Tensor) -> Tensor:
-    """Orbit labels of SO(d) acting on ``R^d`` about the origin: ``|x_i|`` for ``(B, n, d)`` points: ``(B, n)``."""
-    return points.square().sum(-1).sqrt()
+    """Orbit labels of SO(d) acting on ``R^d`` about the origin: ``|x_i|`` for ``(B, n, d)`` points: ``(B, n)``.
+
+    (``vector_norm`` has a zero gradient at the origin, where ``sqrt(sum x^2)`` has NaN.)
+    """
+    return torch.linalg.vector_norm(points, dim=-1)
 
 
 def centroid_distance_orbits(points: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -47,7 +50,7 @@ def centroid_distance_orbits(points: Tensor, mask: Tensor | None = None) -> Tens
         mask = torch.ones(points.shape[:2], dtype=torch.bool, device=points.device)
     weights = mask[..., None].to(points.dtype)
     centroid = (points * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1)
-    return (points - centroid).square().sum(-1).sqrt()
+    return torch.linalg.vector_norm(points - centroid, dim=-1)
 
 
 class GIGP(nn.Module):
@@ -95,7 +98,7 @@ class GIGP(nn.Module):
         low, high = labels.min(), labels.max()
         if not high > low:
             raise ValueError(f"GIGP.fit_bins: every training orbit label equals {float(low):g}; GIGP needs labels that vary")
-        self.bins.copy_(torch.linspace(float(low), float(high), self.bins.numel()))
+        self.bins.copy_(torch.linspace(low, high, self.bins.numel(), dtype=self.bins.dtype, device=self.bins.device))
         self.width.copy_((high - low) / (self.bins.numel() - 1) * self.width_in_bins)
         self.fitted.fill_(True)
 

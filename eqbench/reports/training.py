@@ -1,4 +1,4 @@
-"""Reports of training runs: final metrics per (task, model, preset, device), mean +- std over seeds.
+"""Reports of training runs: final metrics per (task, dataset, model, preset, device), mean +- std over seeds.
 
 Input rows come from :func:`~eqbench.reports.records.load_training_rows`. A run is identified
 by its ``task, model, preset, seed, device`` (the columns present). Its final result is its
@@ -18,7 +18,8 @@ from eqbench.reports.records import metric_columns
 from eqbench.reports.tables import integer, markdown_table, significant
 
 RUN_KEYS = ("task", "model", "preset", "seed", "device")
-GROUP_KEYS = ("task", "model", "preset", "device")
+#: Runs averaged together share these; ``dataset`` (when recorded) keeps e.g. a stand-in apart from the real data.
+GROUP_KEYS = ("task", "dataset", "model", "preset", "device")
 SECONDS = "seconds_per_epoch"
 
 
@@ -61,14 +62,21 @@ def training_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_markdown(summary: pd.DataFrame) -> str:
-    """One markdown table per task; each metric shown as ``mean +- std`` (std over seeds, blank for one run)."""
+    """One markdown table per task; each metric shown as ``mean +- std`` (std over seeds, blank for one run).
+
+    A task trained on one recorded data set names it under its heading; a task with several
+    gets a ``dataset`` column instead.
+    """
     sections = ["# Training results\n\nMean +- std over seeds; metrics at the final epoch.\n"]
     for task, frame in summary.groupby("task", sort=True):
+        datasets = list(frame["dataset"].dropna().unique()) if "dataset" in frame.columns else []
+        labels = ("dataset", "model", "preset", "device", "runs", "epochs") if len(datasets) > 1 else ("model", "preset", "device", "runs", "epochs")
         bases = [c[: -len("_mean")] for c in frame.columns if c.endswith("_mean") and frame[c].notna().any()]
-        shown = frame[[c for c in ("model", "preset", "device", "runs", "epochs") if c in frame.columns]].copy()
+        shown = frame[[c for c in labels if c in frame.columns]].copy()
         for base in bases:
             shown[base] = [_mean_std(m, s) for m, s in zip(frame[f"{base}_mean"], frame[f"{base}_std"])]
-        sections.append(f"## {task}\n\n{markdown_table(shown, {'runs': integer, 'epochs': integer})}\n")
+        data_line = f"Data: {datasets[0]}.\n\n" if len(datasets) == 1 else ""
+        sections.append(f"## {task}\n\n{data_line}{markdown_table(shown, {'runs': integer, 'epochs': integer})}\n")
     return "\n".join(sections)
 
 

@@ -16,8 +16,12 @@ always did.
 """
 from __future__ import annotations
 
-from eqbench.actions import Invariant, Points, Scalars, Tuple
-from eqbench.groups import E3, O3, SE3, SO3, Symmetric
+from typing import Callable, Mapping
+
+from torch import nn
+
+from eqbench.actions import Action, Invariant, Points, Scalars, Tuple
+from eqbench.groups import E3, O3, SE3, SO3, Group, Symmetric
 from eqbench.inputs import PointCloudInputs
 from eqbench.models import controls
 from eqbench.registry import register_model
@@ -37,165 +41,121 @@ E3_SN = E3() * Symmetric()
 SE3_SN = SE3() * Symmetric()
 
 
+def control(
+    name: str,
+    group: Group,
+    inputs: PointCloudInputs,
+    out_action: Action,
+    description: str,
+    *,
+    expected: str = "exact",
+    check_options: Mapping[str, int] = CONTROL_CHECK,
+) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
+    """:func:`~eqbench.registry.register_model` for a control: its inputs' own action, :data:`CONTROL_CHECK` by default."""
+    return register_model(
+        name,
+        group=group,
+        in_action=inputs.action,
+        out_action=out_action,
+        inputs=inputs,
+        expected=expected,
+        description=description,
+        check_options=check_options,
+    )
+
+
+def broken(
+    name: str, group: Group, inputs: PointCloudInputs, out_action: Action, description: str, *,
+    check_options: Mapping[str, int] = CONTROL_CHECK,
+) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
+    """:func:`control` for a deliberately broken model: expected ``violated``."""
+    return control(name, group, inputs, out_action, description, expected="violated", check_options=check_options)
+
+
 # ----------------------------------------------------------------------------- correct
-@register_model(
-    "distance-mlp",
-    group=E3_SN,
-    in_action=CLOUDS.action,
-    out_action=Invariant(),
-    inputs=CLOUDS,
-    description="MLP on pairwise distances with sum pooling (E(3) x S_n invariant)",
-    check_options=CONTROL_CHECK,
-)
+@control("distance-mlp", E3_SN, CLOUDS, Invariant(), "MLP on pairwise distances with sum pooling (E(3) x S_n invariant)")
 def distance_mlp() -> controls.DistanceMLP:
     return controls.DistanceMLP()
 
 
-@register_model(
-    "deepsets",
-    group=Symmetric(),
-    in_action=CLOUDS.action,
-    out_action=Invariant(),
-    inputs=CLOUDS,
-    description="DeepSets rho(sum_i phi(x_i)) (S_n invariant)",
-    check_options=CONTROL_CHECK,
-)
+@control("deepsets", Symmetric(), CLOUDS, Invariant(), "DeepSets rho(sum_i phi(x_i)) (S_n invariant)")
 def deepsets() -> controls.DeepSets:
     return controls.DeepSets()
 
 
-@register_model(
-    "pointnet",
-    group=Symmetric(),
-    in_action=CLOUDS.action,
-    out_action=Invariant(),
-    inputs=CLOUDS,
-    description="PointNet without transform nets, max-pooled output (S_n invariant)",
-    check_options=CONTROL_CHECK,
-)
+@control("pointnet", Symmetric(), CLOUDS, Invariant(), "PointNet without transform nets, max-pooled output (S_n invariant)")
 def pointnet() -> controls.PointNet:
     return controls.PointNet()
 
 
-@register_model(
-    "pointnet-per-point",
-    group=Symmetric(),
-    in_action=CLOUDS.action,
-    out_action=Scalars(),
-    inputs=CLOUDS,
-    description="PointNet segmentation head [h_i, max_j h_j] (S_n equivariant per point)",
-    check_options=CONTROL_CHECK,
+@control(
+    "pointnet-per-point", Symmetric(), CLOUDS, Scalars(),
+    "PointNet segmentation head [h_i, max_j h_j] (S_n equivariant per point)",
 )
 def pointnet_per_point() -> controls.PointNet:
     return controls.PointNet(per_point=True)
 
 
-@register_model(
-    "egnn-layer",
-    group=E3_SN,
-    in_action=CLOUDS_WITH_FEATURES.action,
-    out_action=Tuple(Points(), Scalars()),
-    inputs=CLOUDS_WITH_FEATURES,
-    description="EGNN layer, Satorras et al. 2021 (positions E(3) x S_n equivariant, features invariant)",
-    check_options=CONTROL_CHECK,
+@control(
+    "egnn-layer", E3_SN, CLOUDS_WITH_FEATURES, Tuple(Points(), Scalars()),
+    "EGNN layer, Satorras et al. 2021 (positions E(3) x S_n equivariant, features invariant)",
 )
 def egnn_layer() -> controls.EGNNLayer:
     return controls.EGNNLayer(in_features=CLOUDS_WITH_FEATURES.features)
 
 
-@register_model(
-    "chiral-so3",
-    group=SO3(),
-    in_action=CLOUDS.action,
-    out_action=Invariant(),
-    inputs=CLOUDS,
-    description="distances plus a signed volume det[u1 u2 u3] (SO(3) invariant; see chiral-o3)",
-    check_options=CONTROL_CHECK,
+@control(
+    "chiral-so3", SO3(), CLOUDS, Invariant(),
+    "distances plus a signed volume det[u1 u2 u3] (SO(3) invariant; see chiral-o3)",
 )
 def chiral_so3() -> controls.ChiralInvariant:
     return controls.ChiralInvariant()
 
 
 # ------------------------------------------------------------------------------ broken
-@register_model(
-    "chiral-o3",
-    group=O3(),
-    in_action=CLOUDS.action,
-    out_action=Invariant(),
-    inputs=CLOUDS,
-    expected="violated",
-    description="broken: the signed volume flips sign under reflections (not O(3) invariant)",
-    check_options=CONTROL_CHECK,
+@broken(
+    "chiral-o3", O3(), CLOUDS, Invariant(),
+    "broken: the signed volume flips sign under reflections (not O(3) invariant)",
 )
 def chiral_o3() -> controls.ChiralInvariant:
     return controls.ChiralInvariant()
 
 
-@register_model(
-    "coordinate-mlp",
-    group=SO3(),
-    in_action=FIXED_CLOUDS.action,
-    out_action=Invariant(),
-    inputs=FIXED_CLOUDS,
-    expected="violated",
-    description="broken: MLP on the flattened raw coordinates (not rotation invariant)",
-    check_options=CONTROL_CHECK,
+@broken(
+    "coordinate-mlp", SO3(), FIXED_CLOUDS, Invariant(),
+    "broken: MLP on the flattened raw coordinates (not rotation invariant)",
 )
 def coordinate_mlp() -> controls.CoordinateMLP:
     return controls.CoordinateMLP(num_points=FIXED_CLOUDS.max_points)
 
 
-@register_model(
-    "axis-reader",
-    group=SE3_SN,
-    in_action=CLOUDS.action,
-    out_action=Invariant(),
-    inputs=CLOUDS,
-    expected="violated",
-    description="broken: distance MLP plus the variance along axis 0 (not rotation invariant)",
-    check_options=CONTROL_CHECK,
+@broken(
+    "axis-reader", SE3_SN, CLOUDS, Invariant(),
+    "broken: distance MLP plus the variance along axis 0 (not rotation invariant)",
 )
 def axis_reader() -> controls.AxisReader:
     return controls.AxisReader()
 
 
-@register_model(
-    "index-weighted-pooling",
-    group=Symmetric(),
-    in_action=CLOUDS.action,
-    out_action=Invariant(),
-    inputs=CLOUDS,
-    expected="violated",
-    description="broken: DeepSets with one learned weight per point index (not S_n invariant)",
-    check_options=CONTROL_CHECK,
+@broken(
+    "index-weighted-pooling", Symmetric(), CLOUDS, Invariant(),
+    "broken: DeepSets with one learned weight per point index (not S_n invariant)",
 )
 def index_weighted_pooling() -> controls.IndexWeightedPooling:
     return controls.IndexWeightedPooling()
 
 
-@register_model(
-    "raw-velocity-energy",
-    group=SE3_SN,
-    in_action=CLOUDS_WITH_VELOCITIES.action,
-    out_action=Invariant(),
-    inputs=CLOUDS_WITH_VELOCITIES,
-    expected="violated",
-    description="broken: feeds raw velocity components to an invariant (velocities not rotated)",
-    check_options=CONTROL_CHECK,
+@broken(
+    "raw-velocity-energy", SE3_SN, CLOUDS_WITH_VELOCITIES, Invariant(),
+    "broken: feeds raw velocity components to an invariant (velocities not rotated)",
 )
 def raw_velocity_energy() -> controls.RawVelocityEnergy:
     return controls.RawVelocityEnergy()
 
 
-@register_model(
-    "truncated-neighbourhood",
-    group=Symmetric(),
-    in_action=DENSE_CAPABLE_CLOUDS.action,
-    out_action=Scalars(),
-    inputs=DENSE_CAPABLE_CLOUDS,
-    expected="violated",
-    description="broken on dense inputs: keeps the first K neighbours within r by index (S_n)",
-    check_options=RARE_INPUT_CHECK,
+@broken(
+    "truncated-neighbourhood", Symmetric(), DENSE_CAPABLE_CLOUDS, Scalars(),
+    "broken on dense inputs: keeps the first K neighbours within r by index (S_n)", check_options=RARE_INPUT_CHECK,
 )
 def truncated_neighbourhood() -> controls.TruncatedNeighbourhood:
     return controls.TruncatedNeighbourhood(radius=0.35, max_neighbours=2)

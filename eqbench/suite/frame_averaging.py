@@ -30,7 +30,7 @@ from eqbench.actions import Action, Invariant, Points, Scalars, Tuple, Vectors
 from eqbench.groups import E3, SO3, Group, Symmetric
 from eqbench.inputs import InputGenerator, InputStructure, PointCloudInputs
 from eqbench.models.baselines import EGNN, NBodyGNN, PointNet
-from eqbench.models.frame_averaging import FrameAveraging, fa_gnn, fa_pointnet
+from eqbench.models.frame_averaging import FAGNN, FrameAveraging, fa_gnn, fa_pointnet
 from eqbench.registry import register_model
 
 
@@ -166,10 +166,10 @@ def pointnet_baseline_rotations() -> PointNet:
 @nbody_model(
     "fa-gnn-nbody",
     group=E3_SN,
-    description="FA-GNN for charged n-body: predicted positions (E(3) x S_n equivariant)",
+    description="FA-GNN for charged n-body, frames in every layer: predicted positions (E(3) x S_n equivariant)",
 )
-def fa_gnn_nbody() -> FrameAveraging:
-    return fa_gnn(hidden=32, layers=2)
+def fa_gnn_nbody() -> FAGNN:
+    return fa_gnn(hidden=30, layers=2)
 
 
 @nbody_model(

@@ -117,6 +117,8 @@ IMAGE_MODELS_SMALL = {
     "cnn": {"channels": 16, "num_layers": 1, "kernel_size": 3},
     "mlp": {"hidden": (72,)},
 }
+#: ``small`` n-body widths: 32 hidden, 33 for FA-GNN (its hidden states are read as 3-vectors, so a multiple of 3).
+NBODY_SMALL = {"fa-gnn": {"hidden": 33, "layers": 3}, "egnn": {"hidden": 32, "layers": 3}, "gnn": {"hidden": 32, "layers": 3}}
 NBODY_PAPER = {
     "fa-gnn": ({"hidden": 60, "layers": 4}, 1e-3, "Puny et al. 2022, nbody/run.sh"),
     "egnn": ({"hidden": 64, "layers": 4}, 5e-4, "Satorras et al. 2021 README"),
@@ -148,7 +150,7 @@ def _nbody_presets() -> dict[tuple[str, str], dict[str, Preset]]:
     for model, (settings, lr, source) in NBODY_PAPER.items():
         table[("nbody", model)] = {
             "paper": Preset("paper", 10_000, 100, lr, weight_decay=1e-12, model=settings, source=source),
-            "small": Preset("small", 30, 100, 1e-3, weight_decay=1e-12, data=small_data, model={"hidden": 32, "layers": 3}, source="eqbench small"),
+            "small": Preset("small", 30, 100, 1e-3, weight_decay=1e-12, data=small_data, model=NBODY_SMALL[model], source="eqbench small"),
         }
     return table
 

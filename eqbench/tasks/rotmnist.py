@@ -7,6 +7,8 @@ intensities in ``[0, 1]`` followed by the label (``0..9``, written as a float), 
 white space. Pixels are reshaped row-major to ``28 x 28`` as stored (the files hold the digits
 transposed with respect to MNIST; a transposition is a reflection, which the rotation task does
 not care about). A parsed file is cached as ``.npz`` (see :mod:`eqbench.tasks.datafiles`).
+A published file with fewer or more rows than published (a download cut at a line boundary)
+is an error naming the line where the missing rows should start, unless the caller accepts subsets.
 
 "digits-rot (stand-in)": scikit-learn's bundled 8 x 8 digits (1,797 images, 16 grey levels,
 UCI optical digits), zero-padded to 12 x 12 so that no ink leaves the frame when turned,
@@ -31,6 +33,8 @@ SIDE = 28
 NUM_CLASSES = 10
 TRAIN_FILE = "mnist_all_rotation_normalized_float_train_valid.amat"
 TEST_FILE = "mnist_all_rotation_normalized_float_test.amat"
+#: Rows of the published files (Larochelle et al. 2007): 10,000 train + 2,000 valid, and the test set.
+PUBLISHED_ROWS = {TRAIN_FILE: 12_000, TEST_FILE: 50_000}
 STANDIN_NAME = "digits-rot (stand-in)"
 STANDIN_PAD = 2
 
@@ -76,13 +80,25 @@ def load_amat(path: Path | str) -> tuple[Tensor, Tensor]:
     return images, torch.from_numpy(arrays["labels"])
 
 
-def load_rotmnist(folder: Path | str) -> dict[str, tuple[Tensor, Tensor]]:
-    """``{"train": ..., "test": ...}`` from a folder holding :data:`TRAIN_FILE` and :data:`TEST_FILE`."""
+def load_rotmnist(folder: Path | str, *, full: bool = True) -> dict[str, tuple[Tensor, Tensor]]:
+    """``{"train": ..., "test": ...}`` from a folder holding :data:`TRAIN_FILE` and :data:`TEST_FILE`.
+
+    With ``full`` each file must hold its :data:`PUBLISHED_ROWS` (``full=False`` accepts
+    subsets, e.g. the first rows of each file).
+    """
     folder = Path(folder)
     missing = [name for name in (TRAIN_FILE, TEST_FILE) if not (folder / name).is_file()]
     if missing:
         raise DataFileError(folder, None, f"rotated MNIST folder lacks {missing} (the published .amat files)")
-    return {"train": load_amat(folder / TRAIN_FILE), "test": load_amat(folder / TEST_FILE)}
+    loaded = {}
+    for split, name in (("train", TRAIN_FILE), ("test", TEST_FILE)):
+        images, labels = load_amat(folder / name)
+        rows, published = len(labels), PUBLISHED_ROWS[name]
+        if full and rows != published:
+            problem = "truncated?" if rows < published else "not the published file?"
+            raise DataFileError(folder / name, min(rows, published) + 1, f"expected the {published:,} published rows, found {rows:,} ({problem}; full=False accepts subsets)")
+        loaded[split] = (images, labels)
+    return loaded
 
 
 def digits_images() -> tuple[Tensor, Tensor]:

@@ -30,7 +30,10 @@ All draws are made in float32, so a float64 copy of the network draws the same n
 Exactly invariant settings: a deterministic lift (T(n), SO(2), R>0 x SO(2)), ``liftsamples = 1``,
 ``ds_frac = 1`` and every ball point used (``nbhd=None``, or ``nbhd >= n``), or k-nearest
 neighbours on inputs without distance ties; in evaluation mode (batch statistics of training
-mode couple the items of a batch).
+mode couple the items of a batch). Farthest-point subsampling (``ds_frac < 1``) keeps the
+invariance under the group when the start is drawn from the same generator state
+(``fixed_seed``): distances are invariant, so the same points are picked; it is not invariant
+to permuting the points, whose start then moves.
 """
 from __future__ import annotations
 
@@ -111,6 +114,10 @@ class LieResNet(nn.Module):
         self.group = check_group(group)
         if not 0.0 < ds_frac <= 1.0:
             raise ValueError(f"ds_frac must be in (0, 1], got {ds_frac!r}")
+        if not isinstance(liftsamples, int) or liftsamples < 1 or (liftsamples > 1 and not group.random_lift):
+            raise ValueError(
+                f"liftsamples must be a positive integer, and 1 for {group.name} (every point has one lift), got {liftsamples!r}"
+            )
         if pool not in POOLS or orbit_labels not in ORBIT_LABELS:
             raise ValueError(f"pool must be one of {POOLS} and orbit_labels one of {ORBIT_LABELS}, got {pool!r}, {orbit_labels!r}")
         if pool == "gigp" and orbit_labels == "lift" and group.orbit_dim != 1:

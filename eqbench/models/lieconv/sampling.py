@@ -34,23 +34,29 @@ def random_valid_index(mask: Tensor, generator: torch.Generator | None) -> Tenso
 
 
 @torch.no_grad()
-def farthest_point_order(distances: Tensor, mask: Tensor, count: int, generator: torch.Generator | None) -> Tensor:
+def farthest_point_order(
+    distances: Tensor, mask: Tensor, count: int, generator: torch.Generator | None, start: Tensor | None = None
+) -> Tensor:
     """A ``(B, N)`` permutation whose first ``count`` entries are the FPS order, the rest the other points in order.
 
     ``distances`` ``(B, N, N)`` are the invariant distances, ``mask`` ``(B, N)`` the real
-    points. Real points are picked first; when a row has fewer than ``count`` real points,
-    the remaining picks are padding points (still without repeats), which the caller masks.
+    points. The first pick is ``start`` ``(B,)`` when given, otherwise a real point drawn
+    uniformly from ``generator``. Real points are picked first; when a row has fewer than
+    ``count`` real points, the remaining picks are padding points (still without repeats),
+    which the caller masks. Ties in distance go to the lowest index.
     """
     batch, n = mask.shape
     if not 0 < count <= n:
         raise ValueError(f"farthest point sampling needs 0 < count <= {n} points, got {count}")
+    if start is not None and start.shape != (batch,):
+        raise ValueError(f"the farthest point start needs one index per item, shape ({batch},), got {tuple(start.shape)}")
     rows = torch.arange(batch, device=mask.device) * n
     flat = distances.reshape(batch * n, n)
     # score: distance to the chosen set for unchosen real points, -1 for padding (distances are >= 0,
     # so the running minimum keeps it), -inf once chosen
     score = torch.where(mask, torch.inf, -1.0).to(distances.dtype)
     picked = torch.empty(batch, count, dtype=torch.long, device=mask.device)
-    current = random_valid_index(mask, generator)
+    current = random_valid_index(mask, generator) if start is None else start
     for step in range(count):
         picked[:, step] = current
         torch.minimum(score, flat.index_select(0, rows + current), out=score)

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from eqbench.models.lieconv.groups.base import gather_points
 from eqbench.models.lieconv.workspace import Workspace
@@ -234,7 +235,8 @@ class PairConvolution(torch.autograd.Function):
     ``pairs`` are zero on invalid rows; ``masks`` holds the valid-row indicator and the factor
     of the last stage's output (indicator times query scale); the output is ``L(S_u)`` for the
     real queries of ``layout``, packed. Neither ``S`` nor the weights are kept for backward:
-    both are recomputed.
+    both are recomputed. The backward pass works in place on workspace buffers and is not
+    itself differentiable: a second derivative (e.g. training on forces) raises an error.
     """
 
     @staticmethod
@@ -248,6 +250,7 @@ class PairConvolution(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         layout = ctx.layout
         stages = layout.stages

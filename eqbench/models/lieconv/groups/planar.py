@@ -41,8 +41,20 @@ def complex_multiply(a: Tensor, b: Tensor) -> Tensor:
 
 
 def conjugate_multiply(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    """``(Re, Im)`` of ``conj(v) u``: the dot product ``u . v`` and the cross product ``v x u``."""
-    return u[..., 0] * v[..., 0] + u[..., 1] * v[..., 1], v[..., 0] * u[..., 1] - v[..., 1] * u[..., 0]
+    """``(Re, Im)`` of ``conj(v) u``: the dot product ``u . v`` (zeros unsigned) and the cross product ``v x u``."""
+    dot = u[..., 0] * v[..., 0] + u[..., 1] * v[..., 1]
+    return unsigned_zeros(dot), v[..., 0] * u[..., 1] - v[..., 1] * u[..., 0]
+
+
+def unsigned_zeros(dot: Tensor) -> Tensor:
+    """``dot`` with ``-0.0`` made ``+0.0``, in place (so that ``atan2(cross, dot)`` is ``0`` for a zero lift).
+
+    The origin, a fixed point of rotations, lifts to the zero complex number, so every pair
+    with it has ``dot = cross = 0``, and the sign of that zero follows the quadrant of the
+    other point; ``atan2(+-0, -0) = +-pi`` would then make the pair's angle depend on where
+    the other point is (breaking invariance on pixel grids with a centre pixel).
+    """
+    return dot.masked_fill_(dot == 0, 0.0)
 
 
 def unit_angle_features(cos: Tensor, sin: Tensor) -> Tensor:
@@ -52,9 +64,9 @@ def unit_angle_features(cos: Tensor, sin: Tensor) -> Tensor:
 
 
 def all_pairs_dot_cross(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    """``u_i . v_j`` and ``v_j x u_i`` for ``(B, m, 2)`` and ``(B, n, 2)`` as two batched matrix products."""
+    """``u_i . v_j`` (zeros unsigned) and ``v_j x u_i`` for ``(B, m, 2)`` and ``(B, n, 2)`` as two batched matrix products."""
     perpendicular = torch.stack([-v[..., 1], v[..., 0]], -1)
-    return u @ v.transpose(1, 2), u @ perpendicular.transpose(1, 2)
+    return unsigned_zeros(u @ v.transpose(1, 2)), u @ perpendicular.transpose(1, 2)
 
 
 def half_angle_cot(theta: Tensor) -> Tensor:

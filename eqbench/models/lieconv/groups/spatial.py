@@ -10,7 +10,8 @@ Rodrigues' formula and the axis-angle logarithm are eqbench's (:mod:`eqbench.gro
 * SO(3) on ``R^3``: the orbit of ``x`` is the sphere of radius ``q = |x|``, origin ``o_q = q e_1``,
   stabiliser the rotations about ``e_1``. ``x`` lifts to ``F(x) Rot_1(phi)`` where ``F(x)`` is a
   rotation with first column ``x / |x|`` and ``phi`` is Haar-random (stratified over samples):
-  whatever frame ``F`` is chosen, the lifted elements are uniform on the coset.
+  whatever frame ``F`` is chosen, the lifted elements are uniform on the coset. The origin is
+  fixed by every rotation, so it lifts to Haar-random rotations (its coset is all of SO(3)).
 * SE(3): transitive; the stabiliser of the origin is SO(3), so ``x`` lifts to ``(R, x)`` with
   ``R`` Haar-random (normalised Gaussian quaternions, Shoemake 1992).
 
@@ -27,7 +28,6 @@ from torch import Tensor
 from eqbench.groups.rotations3d import quaternion_to_matrix, rotation_series, so3_exp, so3_log
 from eqbench.models.lieconv.groups.base import Lift, LiftingGroup, normal, safe_norm, stratified_angles
 from eqbench.models.lieconv.groups.planar import SMALL_ANGLE_SQUARED, half_angle_cot
-from eqbench.models.lieconv.groups.translations import euclidean_distances
 
 
 def matrices(elements: Tensor) -> Tensor:
@@ -91,6 +91,12 @@ def frame_with_first_column(direction: Tensor) -> Tensor:
     return torch.stack([direction, second, third], dim=-1)
 
 
+def haar_rotations(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """Haar-random rotations ``(*shape, 9)`` (row-major) in ``like``'s dtype: normalised Gaussian quaternions (Shoemake 1992)."""
+    quaternions = normal((math.prod(shape), 4), generator, like)
+    return quaternion_to_matrix(quaternions).to(like.dtype).reshape(*shape, 9)
+
+
 class SO3Lift(LiftingGroup):
     """SO(3) on ``R^3``: ``x`` lifts to rotations taking ``|x| e_1`` to ``x`` (random about ``e_1``); ``q = |x|``."""
 
@@ -115,6 +121,9 @@ class SO3Lift(LiftingGroup):
         columns = [frame[..., 0].expand_as(second * cos), cos * second + sin * third, cos * third - sin * second]
         rotations = torch.stack(columns, dim=-1)  # F Rot_1(phi), (B, n, s, 3, 3)
         elements = rotations.reshape(batch, n * samples, 9)
+        origin = (radius == 0).expand(batch, n, samples).reshape(batch, n * samples)
+        if bool(origin.any()):
+            elements = torch.where(origin[..., None], haar_rotations((batch, n * samples), generator, points), elements)
         orbits = radius[:, :, None, :].expand(batch, n, samples, 1).reshape(batch, n * samples, 1)
         return Lift(elements, orbits)
 
@@ -138,11 +147,28 @@ class SO3Lift(LiftingGroup):
 
     @torch.no_grad()
     def pair_distances(self, u: Lift, v: Lift) -> Tensor:
-        """``theta = 2 asin(||R_u - R_v||_F / (2 sqrt 2))`` (precise at small angles) plus the orbit part."""
-        chord = euclidean_distances(u.elements, v.elements) / (2 * math.sqrt(2))
-        theta = 2 * torch.asin(chord.clamp(max=1.0))
+        """``alpha theta_uv + (1 - alpha) |q_u - q_v|`` for all pairs, from ``(B, m, n)`` bilinear forms only.
+
+        With ``M = R_v^T R_u``: ``cos theta = (tr M - 1) / 2`` and ``sin theta = |vee(M)|``, each
+        entry of ``M`` a dot product of a column of ``R_v`` with one of ``R_u``; ``atan2`` of the
+        two is accurate at every angle (a chordal ``2 asin(|R_u - R_v| / 2 sqrt 2)`` loses half
+        the digits near ``pi``, where the stratified lift samples of one point sit).
+        """
+        theta = all_pairs_rotation_angles(u.elements, v.elements)
         orbit = (u.orbits[:, :, None, 0] - v.orbits[:, None, :, 0]).abs()
-        return self.alpha * theta + (1 - self.alpha) * orbit
+        return theta.mul_(self.alpha).add_(orbit, alpha=1 - self.alpha)
+
+
+def all_pairs_rotation_angles(u: Tensor, v: Tensor) -> Tensor:
+    """Angles ``(B, m, n)`` of ``R_v^T R_u`` for row-major rotation encodings ``(B, m, 9)`` and ``(B, n, 9)``."""
+    cu, cv = matrices(u).unbind(-1), matrices(v).unbind(-1)  # columns, (B, ., 3) each
+
+    def difference(a: int, b: int) -> Tensor:  # M[a, b] - M[b, a] = <cv_a, cu_b> - <cv_b, cu_a>
+        return torch.cat([cu[b], cu[a]], -1) @ torch.cat([cv[a], -cv[b]], -1).transpose(1, 2)
+
+    twice_sin = difference(2, 1).square_().add_(difference(0, 2).square_()).add_(difference(1, 0).square_()).sqrt_()
+    trace = u[..., :9] @ v[..., :9].transpose(1, 2)
+    return torch.atan2(twice_sin, trace.sub_(1), out=twice_sin)
 
 
 class SE3Lift(LiftingGroup):
@@ -157,8 +183,7 @@ class SE3Lift(LiftingGroup):
 
     def lift_points(self, points: Tensor, samples: int, generator: torch.Generator | None) -> Lift:
         batch, n, _ = points.shape
-        quaternions = normal((batch * n * samples, 4), generator, points)
-        rotations = quaternion_to_matrix(quaternions).to(points.dtype).reshape(batch, n, samples, 9)
+        rotations = haar_rotations((batch, n, samples), generator, points)
         translations = points[:, :, None, :].expand(batch, n, samples, 3)
         elements = torch.cat([rotations, translations], -1).reshape(batch, n * samples, 12)
         return Lift(elements, points.new_zeros(batch, n * samples, 0))

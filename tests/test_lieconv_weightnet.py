@@ -1,0 +1,193 @@
+"""LieConv's hand-written backward (PairConvolution) against plain autograd of the same math.
+
+The reference below is the weight network and Monte-Carlo sum written with ordinary torch
+ops on the valid pairs only (``F.batch_norm`` on the selected rows, an einsum for the sum):
+no workspace, no masks folded into stages, no recomputation. Forward outputs, every
+parameter gradient and the gradients of the pair features and neighbour values must agree
+in float64 to ``RTOL`` relative to each tensor's scale (the two compute the same sums in a
+different order), in training mode (batch statistics over valid pairs, running-statistic
+updates) and evaluation mode, with and without BatchNorm, for the gather (``index``) and
+dense (``index=None``) paths, with invalid pairs, a query scale and packed query rows.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from eqbench.models.lieconv.weightnet import WeightNet
+from eqbench.models.lieconv.workspace import Workspace
+
+RTOL = 1e-9
+BATCH, QUERIES, POINTS, PAIR_DIM, CHANNELS, HIDDEN, OUT, CHOUT = 2, 5, 6, 4, 3, 7, 5, 4
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def reference_convolve(
+    net: WeightNet, pairs: Tensor, valid: Tensor, values: Tensor, index: Tensor | None, linear: nn.Linear,
+    rows: Tensor | None, query_scale: Tensor | None,
+) -> Tensor:
+    """``L(s_i sum_j w(p_ij) (x) f_j)`` with autograd: the weight network run on the valid pairs alone."""
+    a = pairs[valid]
+    for stage, layer in enumerate(net.linears):
+        z = layer(a)
+        if net.norms is not None:
+            norm = net.norms[stage]
+            z = F.batch_norm(z, norm.running_mean, norm.running_var, norm.weight, norm.bias, net.training, norm.momentum, norm.eps)
+        a = F.silu(z)
+    weights = torch.zeros(*valid.shape, a.shape[-1], dtype=a.dtype).index_put((valid.nonzero(as_tuple=True)), a)
+    if query_scale is not None:
+        weights = weights * query_scale[..., None, None]
+    if index is None:
+        neighbours = values[:, None].expand(-1, valid.shape[1], -1, -1)
+    else:
+        neighbours = values[torch.arange(values.shape[0])[:, None, None], index]
+    summed = torch.einsum("bmkw,bmkc->bmwc", weights, neighbours).reshape(-1, weights.shape[-1] * values.shape[-1])
+    if rows is not None:
+        summed = summed[rows]
+    return linear(summed)
+
+
+def make_case(dense: bool, seed: int = 0) -> dict:
+    """Random float64 pairs, validity (some invalid pairs, one padded query), values, index, rows, scale."""
+    g = seeded(seed)
+    k = POINTS if dense else 4
+    valid = torch.rand(BATCH, QUERIES, k, generator=g) < 0.7
+    valid[0, 0] = True
+    valid[1, -1] = False  # a padded query: no valid pair
+    rows = valid.any(-1).reshape(-1).nonzero().squeeze(1)
+    index = None if dense else torch.stack([torch.randperm(POINTS, generator=g)[:k] for _ in range(BATCH * QUERIES)]).view(BATCH, QUERIES, k)
+    counts = valid.sum(-1).clamp(min=1).double()
+    return {
+        "pairs": torch.randn(BATCH, QUERIES, k, PAIR_DIM, generator=g, dtype=torch.float64),
+        "valid": valid,
+        "values": torch.randn(BATCH, POINTS, CHANNELS, generator=g, dtype=torch.float64),
+        "index": index,
+        "rows": rows,
+        "query_scale": 1 / counts,
+    }
+
+
+def make_modules(bn: bool, seed: int = 1) -> tuple[WeightNet, nn.Linear]:
+    torch.manual_seed(seed)
+    net = WeightNet(PAIR_DIM, HIDDEN, OUT, bn).double()
+    if bn:  # non-trivial affine parameters and running statistics (evaluation mode reads them)
+        for norm in net.norms:
+            nn.init.normal_(norm.weight, 1.0, 0.3)
+            nn.init.normal_(norm.bias, 0.0, 0.3)
+            norm.running_mean.normal_(0.0, 0.5)
+            norm.running_var.uniform_(0.5, 2.0)
+    return net, nn.Linear(OUT * CHANNELS, CHOUT).double()
+
+
+def run(convolve, net: WeightNet, linear: nn.Linear, case: dict, use_rows: bool, use_scale: bool) -> tuple[Tensor, list[Tensor], Tensor]:
+    """Output, gradients of every parameter and of (pairs, values) for a fixed random output cotangent."""
+    pairs = case["pairs"].clone().requires_grad_(True)
+    values = case["values"].clone().requires_grad_(True)
+    rows = case["rows"] if use_rows else None
+    scale = case["query_scale"] if use_scale else None
+    out = convolve(net, pairs, case["valid"], values, case["index"], linear, rows, scale)
+    cotangent = torch.randn(out.shape, generator=seeded(7), dtype=out.dtype)
+    params = [*net.parameters(), *linear.parameters()]
+    grads = torch.autograd.grad((out * cotangent).sum(), [*params, pairs, values])
+    return out.detach(), list(grads), torch.cat([b.flatten() for b in net.buffers() if b.is_floating_point()] or [torch.zeros(0, dtype=out.dtype)])
+
+
+def ours(net, pairs, valid, values, index, linear, rows, scale):
+    return net.convolve(pairs, valid, values, index, linear, rows, scale, Workspace())
+
+
+def assert_close_scaled(got: Tensor, want: Tensor, what: str) -> None:
+    scale = want.abs().max().clamp(min=1e-300)
+    error = (got - want).abs().max() / scale
+    assert error <= RTOL, f"{what}: relative error {float(error):.3g} > {RTOL}"
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["gather", "dense"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("bn", [True, False], ids=["bn", "nobn"])
+@pytest.mark.parametrize("packed", [True, False], ids=["packed-rows", "all-rows"])
+def test_pair_convolution_matches_autograd(dense, training, bn, packed):
+    case = make_case(dense)
+    net, linear = make_modules(bn)
+    twin_net, twin_linear = copy.deepcopy(net), copy.deepcopy(linear)
+    net.train(training)
+    twin_net.train(training)
+    out, grads, buffers = run(ours, net, linear, case, packed, use_scale=packed)
+    want_out, want_grads, want_buffers = run(reference_convolve, twin_net, twin_linear, case, packed, use_scale=packed)
+    assert_close_scaled(out, want_out, "output")
+    names = [n for n, _ in net.named_parameters()] + [f"linear.{n}" for n, _ in linear.named_parameters()] + ["pairs", "values"]
+    for name, got, want in zip(names, grads, want_grads):
+        if training and bn and name.startswith("linears.") and name.endswith("bias"):
+            # under batch statistics the Linear bias cancels: both gradients are rounding noise
+            assert got.abs().max() <= 1e-12 * grads[0].abs().max() and want.abs().max() <= 1e-12 * grads[0].abs().max()
+            continue
+        assert_close_scaled(got, want, name)
+    if bn:
+        assert_close_scaled(buffers, want_buffers, "running statistics")
+
+
+def test_invalid_pairs_get_no_gradient_and_do_not_move_the_output():
+    case = make_case(dense=False)
+    net, linear = make_modules(bn=True)
+    pairs = case["pairs"].clone().requires_grad_(True)
+    out = net.convolve(pairs, case["valid"], case["values"], case["index"], linear, case["rows"], case["query_scale"])
+    out.sum().backward()
+    assert bool((pairs.grad[~case["valid"]] == 0).all())
+    assert pairs.grad[case["valid"]].abs().max() > 0
+    moved = case["pairs"].clone()
+    moved[~case["valid"]] = 1e3  # garbage on invalid pairs
+    again = net.convolve(moved, case["valid"], case["values"], case["index"], linear, case["rows"], case["query_scale"])
+    assert torch.allclose(again, out.detach(), rtol=0, atol=1e-12)
+    # negative control: the same garbage on a valid pair does move it
+    moved[case["valid"].nonzero()[0].unbind()] = 1e3
+    changed = net.convolve(moved, case["valid"], case["values"], case["index"], linear, case["rows"], case["query_scale"])
+    assert (changed - out.detach()).abs().max() > 1e-3
+
+
+class Convolution(nn.Module):
+    """``WeightNet.convolve`` with a fixed selection, as a module (so ``functional_call`` can swap its parameters)."""
+
+    def __init__(self, net: WeightNet, linear: nn.Linear, case: dict) -> None:
+        super().__init__()
+        self.net, self.linear, self.case = net, linear, case
+
+    def forward(self, pairs: Tensor, values: Tensor) -> Tensor:
+        case = self.case
+        return self.net.convolve(pairs, case["valid"], values, case["index"], self.linear, case["rows"], case["query_scale"])
+
+
+@pytest.mark.parametrize("dense, training", [(False, True), (True, False)], ids=["gather-train", "dense-eval"])
+def test_pair_convolution_gradcheck(dense, training):
+    """Finite differences of every input and parameter on a tiny case (training: running statistics frozen)."""
+    case = make_case(dense, seed=3)
+    net, linear = make_modules(bn=True)
+    net.train(training)
+    for norm in net.norms:  # gradcheck evaluates many times: keep the running statistics fixed
+        norm.momentum = 0.0
+    module = Convolution(net, linear, case)
+    names = [name for name, _ in module.named_parameters()]
+
+    def function(pairs: Tensor, values: Tensor, *params: Tensor) -> Tensor:
+        return torch.func.functional_call(module, dict(zip(names, params)), (pairs, values))
+
+    inputs = (case["pairs"], case["values"], *(p.detach() for p in module.parameters()))
+    inputs = tuple(t.clone().requires_grad_(True) for t in inputs)
+    assert torch.autograd.gradcheck(function, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_second_derivatives_are_refused_rather_than_wrong():
+    """The backward pass is in place and not differentiable: double backward must raise, not return garbage."""
+    case = make_case(dense=False)
+    net, linear = make_modules(bn=True)
+    pairs = case["pairs"].clone().requires_grad_(True)
+    out = net.convolve(pairs, case["valid"], case["values"], case["index"], linear, case["rows"], case["query_scale"])
+    (grad,) = torch.autograd.grad(out.square().sum(), pairs, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|differentiate twice"):
+        grad.sum().backward()
