@@ -191,3 +191,24 @@ def test_second_derivatives_are_refused_rather_than_wrong():
     (grad,) = torch.autograd.grad(out.square().sum(), pairs, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|differentiate twice"):
         grad.sum().backward()
+
+
+def test_cumulative_running_statistics_when_momentum_is_none():
+    """``momentum=None`` means nn.BatchNorm1d's cumulative average: compare with the modules themselves."""
+    net, linear = make_modules(bn=True)
+    twin = copy.deepcopy(net)
+    for norm in [*net.norms, *twin.norms]:
+        norm.momentum = None
+        norm.reset_running_stats()
+    net.train()
+    twin.train()
+    for seed in (0, 1, 2):
+        case = make_case(dense=False, seed=seed)
+        ours(net, case["pairs"], case["valid"], case["values"], case["index"], linear, None, None)
+        a = case["pairs"][case["valid"]]
+        for layer, norm in zip(twin.linears, twin.norms):
+            a = F.silu(norm(layer(a)))
+    for got, want in zip(net.norms, twin.norms):
+        assert int(got.num_batches_tracked) == int(want.num_batches_tracked) == 3
+        assert_close_scaled(got.running_mean, want.running_mean, "cumulative running mean")
+        assert_close_scaled(got.running_var, want.running_var, "cumulative running variance")

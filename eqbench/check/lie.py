@@ -103,10 +103,10 @@ def lie_derivative(
             ahead, behind = pulled_back(zero + FD_STEP), pulled_back(zero - FD_STEP)
         tangents = tuple((a - b) / (2 * FD_STEP) for a, b in zip(ahead, behind))
         method = "finite-difference"
-    derivative = torch.cat([t.reshape(t.shape[0], -1) for t in tangents], dim=1)
-    outputs = torch.cat([v[:batch].reshape(batch, -1) for v in values], dim=1)
+    derivative = torch.cat([t.reshape(t.shape[0], -1) for t in tangents], dim=1).detach()
+    outputs = torch.cat([v[:batch].reshape(batch, -1) for v in values], dim=1).detach()
     scale = float(torch.sqrt(row_norms(outputs).square().mean()))
-    norms = row_norms(derivative).reshape(k, batch).detach()
+    norms = row_norms(derivative).reshape(k, batch)
     return LieDerivativeResult(
         group=group.name,
         norms=norms.mean(dim=1).tolist(),

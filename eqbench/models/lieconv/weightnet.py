@@ -158,8 +158,11 @@ class Stages:
             if self.count < 2:
                 raise ValueError(f"BatchNorm in training mode needs at least 2 valid pairs, got {self.count}")
             mean, var = masked_column_stats(z, self.count)
-            norm.running_mean.lerp_(mean + bias, norm.momentum)
-            norm.running_var.lerp_(var * (self.count / (self.count - 1)), norm.momentum)
+            norm.num_batches_tracked.add_(1)
+            # nn.BatchNorm1d's rule: exponential average, or the cumulative average when momentum is None
+            momentum = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
+            norm.running_mean.lerp_(mean + bias, momentum)
+            norm.running_var.lerp_(var * (self.count / (self.count - 1)), momentum)
         else:
             mean, var = norm.running_mean - bias, norm.running_var
         return mean, torch.rsqrt(var + norm.eps)
