@@ -13,8 +13,9 @@ from torch import nn
 
 from eqbench.actions import Scalars
 from eqbench.check import check_equivariance, equivariance_error, lie_derivative
-from eqbench.groups import SO2
+from eqbench.groups import SO2, CyclicTranslations
 from eqbench.groups.element import Element
+from eqbench.inputs import GridSignalInputs
 from eqbench.models.lconv import (
     LConv,
     LConvImageClassifier,
@@ -27,8 +28,14 @@ from eqbench.models.lconv import (
     sites_to_images,
     spectral_derivative_matrix,
 )
-from eqbench.suite.lconv import CyclicTranslations, GridRotation, GridSignalInputs
-from eqbench.tasks.images import image_variant, pixel_permutation, rotate_images, rotation_matrices, scramble_pixels
+from eqbench.suite.lconv import GridRotation
+from eqbench.tasks.images import (
+    image_variant,
+    pixel_permutation,
+    rotate_images,
+    rotation_matrices,
+    scramble_pixels,
+)
 
 EQUAL = 1e-5
 CHECK = {"n_inputs": 2, "n_elements": 8, "search_examples": 10}
@@ -233,53 +240,15 @@ def test_cyclic_translations_form_the_torus_group():
     assert torch.equal((a * b).permutation, torus.element({"shift": torch.tensor([[0, 1]])}).permutation)
 
 
-SIZE = 7
+def test_torus_checks_are_exhaustive_and_catch_a_half_period_bug():
+    """A site weight of period 2 along the columns commutes only with even column shifts (6 of 12)."""
+    torus, inputs = CyclicTranslations(3, 4), GridSignalInputs(3, 4)
+    weight = (1.0 + torch.arange(12) % 2).to(torch.float64)[None, :, None]
 
+    def broken(x: torch.Tensor) -> torch.Tensor:
+        return x * weight
 
-def rotation_layer(generator: torch.Tensor) -> LConv:
-    """A linear L-conv with one fixed generator (1 -> 2 channels, no bias)."""
-    return LConv(1, 2, generator.unsqueeze(0), bias=False, seed_generator=seeded())
-
-
-def in_float64(layer: LConv):
-    """The layer in float64 as a plain function (the Lie derivative runs float64 inputs through it)."""
-    double = layer.double()
-    return lambda x: double(x)
-
-
-def test_rotation_generator_layer_has_zero_lie_derivative_and_a_random_generator_does_not():
-    action = GridRotation(SIZE, SIZE)
-    x = GridSignalInputs(SIZE, SIZE)(GridSignalInputs(SIZE, SIZE).default_structure(seed=0, batch=3))
-    equivariant = lie_derivative(in_float64(rotation_layer(rotation_generator(SIZE, SIZE))), SO2(), x, action, action)
-    assert equivariant.method == "jvp"
-    assert equivariant.max_relative_norm < 1e-10, str(equivariant)
-    random_generator = torch.randn(SIZE * SIZE, SIZE * SIZE, generator=seeded(), dtype=torch.float64)
-    control = lie_derivative(in_float64(rotation_layer(random_generator)), SO2(), x, action, action)
-    assert control.max_relative_norm > 0.1, str(control)
-
-
-def finite_angle_errors(model: LConv, x: torch.Tensor, angles: list[float]) -> list[float]:
-    action = GridRotation(SIZE, SIZE)
-    return [
-        equivariance_error(model, x, Element(matrix=rotation_matrices(torch.tensor([a]))), action, action, dtype=torch.float64)
-        for a in angles
-    ]
-
-
-def test_rotation_generator_layer_error_grows_with_the_finite_angle_from_second_order():
-    """Zero Lie derivative: the error starts at second order (x16 for 4x the angle); a random generator's at first (x4)."""
-    inputs = GridSignalInputs(SIZE, SIZE)
-    x = inputs(inputs.default_structure(seed=1, batch=1))
-    model = rotation_layer(rotation_generator(SIZE, SIZE))
-    errors = finite_angle_errors(model, x, [0.01, 0.04, 0.16, 0.64])
-    assert all(small < large for small, large in zip(errors, errors[1:])), errors
-    assert errors[1] / errors[0] > 12 and errors[-1] > 0.1, errors
-    random_generator = torch.randn(SIZE * SIZE, SIZE * SIZE, generator=seeded(), dtype=torch.float64)
-    control = finite_angle_errors(rotation_layer(random_generator), x, [0.01, 0.04])
-    assert control[1] / control[0] < 6 and control[0] > 10 * errors[0], control
-    # a right angle maps the grid onto itself: the exact permutation commutes with the layer again
-    action = GridRotation(SIZE, SIZE)
-    quarter = Element(matrix=rotation_matrices(torch.tensor([math.pi / 2])))
-    assert equivariance_error(model, x, quarter, action, action, dtype=torch.float64) < 1e-10
-    result = check_equivariance(model, SO2(), inputs, action, action, **CHECK)
-    assert str(result.verdict) == "violated", str(result)
+    result = check_equivariance(broken, torus, inputs, Scalars(), Scalars(), expected="exact", n_inputs=1, n_elements=2, search_examples=0, exhaustive=True)
+    assert result.exhaustive and result.n_elements == 12 and str(result.verdict) == "violated", str(result)
+    uniform = check_equivariance(lambda x: 2.0 * x, torus, inputs, Scalars(), Scalars(), expected="exact", n_inputs=1, search_examples=0, exhaustive=True)
+    assert str(uniform.verdict) == "exact", str(uniform)

@@ -4,7 +4,7 @@ See :mod:`eqbench.groups.base` for the interface and :mod:`eqbench.groups.elemen
 concrete form (matrix, translation, permutation) every action understands. One module per
 family: ``rotations2d`` (SO(2), R>0 x SO(2)), ``rotations3d`` (SO(3)), ``polygons`` (C_n),
 ``reflections`` (O(2), O(3), D_n), ``euclidean`` (T(d), SE(2), E(2), SE(3), E(3)),
-``permutations`` (S_n), ``trivial``, ``product`` (direct products) and ``names`` (parsing).
+``permutations`` (S_n), ``torus`` (cyclic shifts Z_H x Z_W of a periodic grid), ``trivial``, ``product`` (direct products) and ``names`` (parsing).
 """
 from eqbench.groups.base import Group, Params
 from eqbench.groups.element import Element
@@ -16,9 +16,10 @@ from eqbench.groups.product import DirectProduct
 from eqbench.groups.reflections import O2, O3, Dihedral, WithReflection
 from eqbench.groups.rotations2d import SO2, ScaleRotation
 from eqbench.groups.rotations3d import SO3
+from eqbench.groups.torus import CyclicTranslations
 from eqbench.groups.trivial import Trivial
 
 __all__ = [
     "Group", "Params", "Element", "SO2", "O2", "SE2", "E2", "SO3", "O3", "SE3", "E3", "Euclidean", "Translations",
-    "ScaleRotation", "Symmetric", "Cyclic", "Dihedral", "WithReflection", "Trivial", "DirectProduct", "group_from_name",
+    "ScaleRotation", "Symmetric", "Cyclic", "CyclicTranslations", "Dihedral", "WithReflection", "Trivial", "DirectProduct", "group_from_name",
 ]

@@ -8,8 +8,8 @@ matrix-multiplication shortcut loses precision in float32).
 
 Correct controls
     :class:`DistanceMLP` (E(3) x S_n invariant), :class:`DeepSets` (S_n invariant),
-    :class:`PointNet` (S_n invariant or per-point equivariant), :class:`EGNNLayer`
-    (E(3) x S_n equivariant, Satorras et al. 2021).
+    :class:`EGNNLayer` (E(3) x S_n equivariant, Satorras et al. 2021); the PointNet controls
+    use :class:`eqbench.models.baselines.PointNet` (S_n invariant or per-point equivariant).
 Broken controls
     :class:`CoordinateMLP`, :class:`AxisReader`, :class:`IndexWeightedPooling`,
     :class:`ChiralInvariant` (SO(3) invariant but not O(3)), :class:`RawVelocityEnergy`,
@@ -81,30 +81,6 @@ class DeepSets(nn.Module):
 
     def forward(self, points: Tensor) -> Tensor:
         return self.rho(self.phi(points).sum(dim=1))
-
-
-class PointNet(nn.Module):
-    """PointNet (Qi et al. 2017) without the input/feature transform nets.
-
-    A shared per-point MLP ``h_i = phi(x_i)`` and a max pool ``m = max_i h_i``. With
-    ``per_point=False`` the output ``rho(m)`` of shape ``(B, out_features)`` is S_n invariant;
-    with ``per_point=True`` the segmentation head ``psi([h_i, m])`` of shape ``(B, N, out_features)``
-    is S_n equivariant (point ``i`` of the output follows point ``i`` of the input). The
-    transform nets are left out because they are what makes PointNet depend on the pose.
-    """
-
-    def __init__(self, in_features: int = 3, hidden: int = 16, out_features: int = 4, per_point: bool = False) -> None:
-        super().__init__()
-        self.per_point = per_point
-        self.phi = mlp(in_features, hidden, hidden)
-        self.head = mlp(2 * hidden if per_point else hidden, hidden, out_features)
-
-    def forward(self, points: Tensor) -> Tensor:
-        features = self.phi(points)
-        pooled = features.max(dim=1).values
-        if not self.per_point:
-            return self.head(pooled)
-        return self.head(torch.cat([features, pooled[:, None, :].expand_as(features)], dim=-1))
 
 
 class EGNNLayer(nn.Module):

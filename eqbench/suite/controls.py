@@ -24,6 +24,7 @@ from eqbench.actions import Action, Invariant, Points, Scalars, Tuple
 from eqbench.groups import E3, O3, SE3, SO3, Group, Symmetric
 from eqbench.inputs import PointCloudInputs
 from eqbench.models import controls
+from eqbench.models.baselines import PointNet
 from eqbench.registry import register_model
 
 #: Checker settings shared by every control: small, yet each broken control fails in the random
@@ -84,16 +85,16 @@ def deepsets() -> controls.DeepSets:
 
 
 @control("pointnet", Symmetric(), CLOUDS, Invariant(), "PointNet without transform nets, max-pooled output (S_n invariant)")
-def pointnet() -> controls.PointNet:
-    return controls.PointNet()
+def pointnet() -> PointNet:
+    return PointNet(3, 4, widths=(16, 16))
 
 
 @control(
     "pointnet-per-point", Symmetric(), CLOUDS, Scalars(),
     "PointNet segmentation head [h_i, max_j h_j] (S_n equivariant per point)",
 )
-def pointnet_per_point() -> controls.PointNet:
-    return controls.PointNet(per_point=True)
+def pointnet_per_point() -> PointNet:
+    return PointNet(3, 4, widths=(16, 16), per_point=True)
 
 
 @control(

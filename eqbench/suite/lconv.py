@@ -1,11 +1,12 @@
-"""Registrations of L-conv models, with the grid group, action and inputs their checks need.
+"""Registrations of L-conv models, with the grid-rotation action their checks need.
 
 Signals on an ``H x W`` periodic grid are ``(B, H*W, C)`` tensors (row-major sites on the point
-axis, :mod:`eqbench.models.lconv`). Two symmetries act on them:
+axis, :mod:`eqbench.models.lconv`; inputs from :class:`~eqbench.inputs.GridSignalInputs`). Two
+symmetries act on them:
 
-* :class:`CyclicTranslations`, the torus translations ``Z_H x Z_W``, a finite group that
-  permutes the sites (so the plain :class:`~eqbench.actions.Scalars` action moves the
-  signal): shift-generator L-convs (CNNs) commute with it exactly;
+* :class:`~eqbench.groups.CyclicTranslations`, the torus translations ``Z_H x Z_W``, a finite
+  group that permutes the sites (so the plain :class:`~eqbench.actions.Scalars` action moves the
+  signal): shift-generator L-convs (CNNs) commute with it exactly, checked on all 36 elements;
 * :class:`GridRotation`, rotations of the plane acting on grid signals by
   :func:`~eqbench.models.lconv.band_limited_rotation`. Its derivative at the identity is
   the L-conv rotation generator, so the Lie derivative of a linear rotation-generator L-conv
@@ -15,73 +16,36 @@ axis, :mod:`eqbench.models.lconv`). Two symmetries act on them:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.actions import DataError, Scalars
-from eqbench.actions.checks import check_batch, require_finite, require_floating, require_ndim, require_size, require_tensor
+from eqbench.actions.checks import (
+    check_batch,
+    require_finite,
+    require_floating,
+    require_ndim,
+    require_size,
+    require_tensor,
+)
 from eqbench.actions.field import FieldAction
-from eqbench.groups import SO2
-from eqbench.groups.base import Group, Params
+from eqbench.groups import SO2, CyclicTranslations
 from eqbench.groups.element import Element
-from eqbench.inputs import InputGenerator, InputStructure
-from eqbench.models.lconv import LConv, band_limited_rotate, images_to_sites, lconv_stack, rotation_generator, shift_generators, sites_to_images
+from eqbench.inputs import GridSignalInputs
+from eqbench.models.lconv import (
+    LConv,
+    band_limited_rotate,
+    images_to_sites,
+    lconv_stack,
+    rotation_generator,
+    shift_generators,
+    sites_to_images,
+)
 from eqbench.registry import register_model
 
 #: One 90-degree turn and its multiples are exact pixel permutations of a square grid.
 RIGHT_ANGLE_TOLERANCE = 1e-9
-
-
-class CyclicTranslations(Group):
-    """The translations ``Z_H x Z_W`` of an ``H x W`` periodic grid, acting on row-major sites by permutation.
-
-    Parameters ``{"shift": (n, 2) int64}`` (row and column shift, uniform: Haar on a finite
-    group). A shift ``s`` moves the content at site ``q`` to ``q + s`` (mod the grid), i.e.
-    ``(g.h)[p] = h[p - s]``, the permutation ``perm[p] = index(p - s)`` of the point axis.
-    """
-
-    permutes_points = True
-
-    def __init__(self, height: int, width: int) -> None:
-        if height < 1 or width < 1:
-            raise ValueError(f"CyclicTranslations needs height, width >= 1, got {height}, {width}")
-        self.height, self.width = height, width
-        self.name = f"Z{height}xZ{width}"
-
-    def sample_params(self, n: int, generator: torch.Generator, num_points: int | None = None) -> Params:
-        self._check_points(num_points)
-        rows = torch.randint(self.height, (n,), generator=generator)
-        cols = torch.randint(self.width, (n,), generator=generator)
-        return {"shift": torch.stack([rows, cols], dim=1)}
-
-    def element(self, params: Params) -> Element:
-        shift = params["shift"].long()
-        rows, cols = torch.meshgrid(torch.arange(self.height), torch.arange(self.width), indexing="ij")
-        source_rows = torch.remainder(rows.reshape(1, -1) - shift[:, :1], self.height)
-        source_cols = torch.remainder(cols.reshape(1, -1) - shift[:, 1:], self.width)
-        return Element(permutation=source_rows * self.width + source_cols)
-
-    def params_strategy(self, num_points: int | None = None) -> Any:
-        self._check_points(num_points)
-        shifts = st.tuples(st.integers(0, self.height - 1), st.integers(0, self.width - 1))
-        return shifts.map(lambda s: {"shift": torch.tensor([s], dtype=torch.long)})
-
-    def identity(self, n: int = 1, num_points: int | None = None) -> Element:
-        return self.element({"shift": torch.zeros(n, 2, dtype=torch.long)})
-
-    def order(self, num_points: int | None = None) -> int:
-        return self.height * self.width
-
-    def elements(self, num_points: int | None = None) -> Element:
-        rows, cols = torch.meshgrid(torch.arange(self.height), torch.arange(self.width), indexing="ij")
-        return self.element({"shift": torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1)})
-
-    def _check_points(self, num_points: int | None) -> None:
-        if num_points is not None and num_points != self.height * self.width:
-            raise ValueError(f"{self.name} permutes {self.height * self.width} grid sites, but the data has {num_points} points")
 
 
 @dataclass(frozen=True, repr=False)
@@ -131,28 +95,6 @@ class GridRotation(FieldAction):
         return bool(((matrix - matrix.round()).abs() <= RIGHT_ANGLE_TOLERANCE).all())
 
 
-class GridSignalInputs(InputGenerator):
-    """``(B, H*W, channels)`` signals with i.i.d. ``N(0, 1)`` values (float64); only the seed varies."""
-
-    def __init__(self, height: int, width: int, channels: int = 1) -> None:
-        if height < 1 or width < 1 or channels < 1:
-            raise ValueError(f"GridSignalInputs needs positive sizes, got height={height}, width={width}, channels={channels}")
-        self.height, self.width, self.channels = height, width, channels
-
-    def __repr__(self) -> str:
-        return f"GridSignalInputs({self.height}x{self.width}, channels={self.channels})"
-
-    def __call__(self, structure: InputStructure) -> Tensor:
-        shape = (structure.batch, self.height * self.width, self.channels)
-        return torch.randn(shape, generator=self.generator(structure), dtype=torch.float64)
-
-    def structure_strategy(self, batch: int = 1) -> Any:
-        return st.builds(self.default_structure, seed=st.integers(0, 2**31 - 1), batch=st.just(batch))
-
-    def default_structure(self, seed: int = 0, batch: int = 1) -> InputStructure:
-        return InputStructure(seed=seed, batch=batch, num_points=self.height * self.width)
-
-
 # ----------------------------------------------------------------------------- registrations
 GRID = 6
 ROTATION_GRID = 7
@@ -161,6 +103,8 @@ GRID_SIGNALS = GridSignalInputs(GRID, GRID, channels=2)
 ROTATION_SIGNALS = GridSignalInputs(ROTATION_GRID, ROTATION_GRID, channels=1)
 ROTATION_ACTION = GridRotation(ROTATION_GRID, ROTATION_GRID)
 LCONV_CHECK = {"n_inputs": 2, "n_elements": 8, "search_examples": 20}
+#: The torus has 36 elements: check every one of them.
+TORUS_CHECK = {**LCONV_CHECK, "exhaustive": True}
 
 
 @register_model(
@@ -170,7 +114,7 @@ LCONV_CHECK = {"n_inputs": 2, "n_elements": 8, "search_examples": 20}
     out_action=Scalars(),
     inputs=GRID_SIGNALS,
     description="two L-conv layers with 3x3 cyclic-shift generators (a circular CNN), exact on the torus Z6 x Z6",
-    check_options=LCONV_CHECK,
+    check_options=TORUS_CHECK,
 )
 def lconv_shift() -> torch.nn.Sequential:
     shifts, _ = shift_generators((GRID, GRID), 3)
@@ -185,7 +129,7 @@ def lconv_shift() -> torch.nn.Sequential:
     inputs=GRID_SIGNALS,
     expected="violated",
     description="broken control: an L-conv layer with random (untrained) generators, not translation equivariant",
-    check_options=LCONV_CHECK,
+    check_options=TORUS_CHECK,
 )
 def lconv_random_generators() -> LConv:
     return LConv(2, 3, num_sites=GRID * GRID, num_generators=2)

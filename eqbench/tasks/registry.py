@@ -156,7 +156,7 @@ def _qm9_builder(target: str) -> DataBuilder:
             inputs=("positions", "charges", "mask"),
             target="target",
             meta={
-                "dataset": f"QM9 ({source})",
+                "dataset": f"QM9 ({Path(str(source)).name})",  # the file name only: result rows travel between machines
                 "max_atoms": int(arrays["atomic_numbers"].shape[1]),
                 "species": sorted(qm9.ATOMIC_NUMBERS.values()),
                 "target_mean": float(train_target.mean()),

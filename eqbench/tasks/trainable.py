@@ -154,19 +154,10 @@ def fa_gnn(data: TaskData, generator: torch.Generator, *, hidden: int = 60, laye
 
 @register_trainable("nbody", "egnn")
 def egnn(data: TaskData, generator: torch.Generator, *, hidden: int = 64, layers: int = 4) -> nn.Module:
-    """EGNN with velocities (Satorras et al. 2021), with the reference code's initialisation of the coordinate MLPs.
-
-    The reference (``E_GCL_vel``) draws the last layer of each coordinate MLP ``phi_x`` with
-    Xavier-uniform gain 0.001, so the first position updates are tiny; without it training
-    diverges at the benchmark's learning rates.
-    """
+    """EGNN with velocities (Satorras et al. 2021); :class:`~eqbench.models.baselines.EGNN` starts its coordinate MLPs as the reference does."""
     from eqbench.models.baselines import EGNN
 
-    model = EGNN(hidden, layers)
-    for coordinate_mlp in model.coordinates:
-        last = [m for m in coordinate_mlp.modules() if isinstance(m, nn.Linear)][-1]
-        nn.init.xavier_uniform_(last.weight, gain=0.001)
-    return model
+    return EGNN(hidden, layers)
 
 
 @register_trainable("nbody", "gnn")
