@@ -32,6 +32,10 @@ layer shape timed in the same rounds: on a shared machine its GFLOP/s shows how 
 machine the run got, and a workload far below it is bound by something else than arithmetic.
 "CPU s" is the process's CPU time per call (median), less sensitive than wall time to other
 processes on the machine, but with 2 threads it includes OpenMP's spinning at barriers.
+On the 2-core machine, one other busy process is enough to make 2-thread calls 3 to 25 times
+slower (a torch thread sharing a core waits a time slice at every OpenMP barrier, and LieConv
+runs thousands of small kernels per call): trust a run only when its calibration is near the
+idle machine's (about 280 GFLOP/s measured here) and the load average stays below 2.
 
 **Memory**: each workload runs in a fresh subprocess (two at a time), so its peaks are its
 own: two forward + backward calls, then two forward calls, the peak restarted in between.
@@ -54,17 +58,23 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from tabulate import tabulate
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from eqbench.models.lieconv import ImgLieResNet, MolecLieResNet, image_point_cloud, lifting_group
+from eqbench.models.lieconv import (
+    ImgLieResNet,
+    MolecLieResNet,
+    image_point_cloud,
+    lifting_group,
+)
 from suites.timing import interleaved_medians
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +124,11 @@ REFERENCES = {
 
 def workloads(quick: bool) -> list[Workload]:
     """The four workloads of the module docstring, with the ``paper`` presets; ``quick`` shrinks them to a smoke run."""
-    from eqbench.tasks.presets import LIECONV_IMAGE_PAPER, LIECONV_MOLECULE_PAPER, MNIST_CROP
+    from eqbench.tasks.presets import (
+        LIECONV_IMAGE_PAPER,
+        LIECONV_MOLECULE_PAPER,
+        MNIST_CROP,
+    )
 
     image = Workload("rotmnist-so2", "image", "SO2", dict(LIECONV_IMAGE_PAPER), batch=25, size=28,
                      crop_radius=MNIST_CROP["crop_radius"], points_per_layer=(648, 441, 300, 204, 139, 95, 65))
@@ -277,7 +291,7 @@ def memory_in_subprocess(workload: Workload, device: str, threads: int) -> dict[
     request = json.dumps({"workload": asdict(workload), "device": device, "threads": threads})
     completed = subprocess.run(
         [sys.executable, "-m", "suites.lieconv_ratios", "--child", request],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=900,
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=900, check=False,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"memory run of {workload.name} failed:\n{completed.stderr}")
