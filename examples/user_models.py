@@ -2,9 +2,12 @@
 
     eqbench list --plugin examples/user_models.py
     eqbench check --plugin examples/user_models.py
+    eqbench train nbody --model user-nbody-drift --plugin examples/user_models.py
 
 Each ``register_model`` call names the model, the group it should respect, how that group
 acts on its input and output, which example inputs to try, and the verdict to expect.
+``register_trainable`` adds a model to a training task, beside the reference models (it
+trains with the task's reference preset unless ``--option`` says otherwise).
 """
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ import torch
 from torch import nn
 
 from eqbench.actions import Invariant, Points, Vectors
-from eqbench.groups import SE3, Symmetric
-from eqbench.inputs import PointCloudInputs
+from eqbench.groups import E3, SE3, Symmetric
+from eqbench.inputs import NBodyInputs, PointCloudInputs
 from eqbench.registry import register_model
+from eqbench.tasks.trainable import register_trainable
 
 CLOUDS = PointCloudInputs(max_points=16)
 QUICK = {"n_inputs": 2, "n_elements": 8, "search_examples": 10}
@@ -78,3 +82,44 @@ def centroid_spring() -> CentroidSpring:
 )
 def flat_baseline() -> FlatBaseline:
     return FlatBaseline()
+
+
+class NBodyDrift(nn.Module):
+    """Charged n-body positions after a time step: ``x_i + a v_i + sum_j phi(|x_ij|^2, q_i q_j) x_ij``.
+
+    ``x_ij = x_i - x_j``; the drift ``a`` is learned. Differences and velocities rotate and
+    reflect with the input and translations cancel in ``x_ij``, so the prediction is
+    E(3) x S_n equivariant (points in, points out).
+    """
+
+    def __init__(self, hidden: int = 32, start_still: bool = False) -> None:
+        super().__init__()
+        self.drift = nn.Parameter(torch.zeros(()) if start_still else torch.randn(()))
+        self.pair = nn.Sequential(nn.Linear(2, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+        if start_still:  # training starts at "no motion" and learns the drift and the pair forces
+            nn.init.zeros_(self.pair[-1].weight)
+            nn.init.zeros_(self.pair[-1].bias)
+
+    def forward(self, positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
+        offsets = positions[:, :, None] - positions[:, None]
+        features = torch.cat([offsets.square().sum(-1, keepdim=True), charges[:, :, None] * charges[:, None]], dim=-1)
+        return positions + self.drift * velocities + (self.pair(features) * offsets).sum(dim=2)
+
+
+@register_model(
+    "user-nbody-drift",
+    group=E3() * Symmetric(),
+    in_action=NBodyInputs().action,
+    out_action=Points(),
+    inputs=NBodyInputs(),
+    expected="exact",
+    description="a user's n-body model (E(3) x S_n equivariant), also trainable on the nbody task",
+    check_options=QUICK,
+)
+def nbody_drift() -> NBodyDrift:
+    return NBodyDrift()
+
+
+@register_trainable("nbody", "user-nbody-drift")
+def trainable_nbody_drift(data: object, generator: torch.Generator, *, hidden: int = 32) -> NBodyDrift:
+    return NBodyDrift(hidden, start_still=True)

@@ -13,11 +13,10 @@ from torch import nn
 from eqbench.actions import Invariant, Points, Scalars
 from eqbench.check import check_equivariance
 from eqbench.groups import E3, SO3, Symmetric, Translations
-from eqbench.inputs import PointCloudInputs
+from eqbench.inputs import NBodyInputs, PointCloudInputs
 from eqbench.models.baselines import EGNN, NBodyGNN, PairMLP, PointNet
 from eqbench.models.controls import mlp
 from eqbench.models.frame_averaging import fa_gnn
-from eqbench.suite.frame_averaging import NBodyInputs
 
 CHECK = {"n_inputs": 2, "n_elements": 8, "search_examples": 5}
 CLOUDS = PointCloudInputs(max_points=10)

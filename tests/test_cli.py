@@ -60,6 +60,19 @@ def test_check_named_models_prints_a_table_and_writes_json_records(fresh_registr
     assert [p.name for p in path.parent.iterdir()] == ["check.json"]  # written atomically, no temporary left
 
 
+def test_check_writes_the_same_record_fields_for_stochastic_entries(fresh_registry, tmp_path, capsys):
+    from eqbench.reports.records import load_check_records
+
+    path = tmp_path / "mc.json"
+    assert main(["check", "lieconv-so2-mc", "lieconv-so2-mc-control", "deepsets", "--examples", "2", "--json", str(path)]) == 0
+    assert "3 of 3 verdicts as expected" in capsys.readouterr().out
+    records = json.loads(path.read_text())
+    assert all(set(RECORD_FIELDS) <= set(r) for r in records)
+    assert [r.get("mode") for r in records] == ["crn", "crn", None]  # stochastic entries say how they were checked
+    assert [r["verdict"] for r in records] == ["exact", "violated", "exact"]
+    assert list(load_check_records([path])["model"]) == ["lieconv-so2-mc", "lieconv-so2-mc-control", "deepsets"]
+
+
 def test_check_mismatch_exits_1_and_prints_the_counterexample(fresh_registry, tmp_path, capsys):
     plugin = tmp_path / "broken_models.py"
     plugin.write_text(BROKEN_PLUGIN)
@@ -73,7 +86,9 @@ def test_check_user_plugin_file_runs_only_its_models(fresh_registry, tmp_path):
     path = tmp_path / "user.json"
     assert main(["check", "--plugin", str(USER_MODELS), "--json", str(path)]) == 0
     records = json.loads(path.read_text())
-    assert {r["model"]: r["verdict"] for r in records} == {"user-centroid-spring": "exact", "user-flat-baseline": "violated"}
+    assert {r["model"]: r["verdict"] for r in records} == {
+        "user-centroid-spring": "exact", "user-flat-baseline": "violated", "user-nbody-drift": "exact"
+    }
 
 
 def test_group_filter_applies_to_named_models_and_to_the_default_suite(fresh_registry, tmp_path):

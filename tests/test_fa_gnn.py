@@ -15,9 +15,9 @@ import torch
 from eqbench.actions import Points
 from eqbench.check import check_equivariance
 from eqbench.groups import E3, O3, SE3, Symmetric
+from eqbench.inputs import NBodyInputs
 from eqbench.models.baselines import NBodyGNN
 from eqbench.models.frame_averaging import FAGNN, FrameAveraging
-from eqbench.suite.frame_averaging import NBodyInputs
 
 SYSTEMS = NBodyInputs()
 CHECK = {"n_inputs": 2, "n_elements": 8, "search_examples": 5}

@@ -146,6 +146,19 @@ def test_eqbench_command_dispatches_train(capsys):
     assert "--resume" in capsys.readouterr().out
 
 
+def test_a_users_plugin_model_trains_beside_the_reference_models(tmp_path, fresh_registry):
+    """``eqbench train --plugin FILE``: a model registered with ``register_trainable`` outside eqbench."""
+    from eqbench.cli.main import main
+
+    plugin = Path(__file__).resolve().parents[1] / "examples" / "user_models.py"
+    out = tmp_path / "runs"
+    args = ["train", "nbody", "--model", "user-nbody-drift", "--plugin", str(plugin), "--epochs", "2", "--out", str(out), "--quiet"]
+    assert main(args + ["-o", "data.train_size=500", "-o", "data.test_size=200", "-o", "data.valid_size=200"]) == 0
+    (row,) = json.loads(next(out.glob("nbody/user-nbody-drift-*/result.json")).read_text())
+    assert row["model"] == "user-nbody-drift" and row["epochs"] == 2
+    assert row["test_mse"] < 0.8 * row["baseline_test_mse"], row
+
+
 def test_non_finite_losses_stop_the_run(tmp_path):
     exploding = with_overrides(TINY, lr=1e30)
     with pytest.raises(FloatingPointError, match="non-finite training metrics in epoch"):
