@@ -15,7 +15,8 @@ Fixture
     with a registered model name (or none, taking the marker's), runs the registered check and
     fails the test with a readable report unless the verdict meets the expectation; with a
     model object and its group, inputs and actions, runs
-    :func:`eqbench.check.assert_equivariant`. Returns the :class:`~eqbench.check.CheckResult`.
+    :func:`eqbench.check.assert_equivariant`. Returns the result (a :class:`~eqbench.check.CheckResult`,
+    or a :class:`~eqbench.check.StochasticResult` for a model registered with ``stochastic=``).
 
 This module is imported by every pytest run where eqbench is installed, so it imports
 neither torch nor the checker at the top: both load inside the hooks and the fixture.
@@ -27,8 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pytest
 
 if TYPE_CHECKING:
-    from eqbench.check import CheckResult
-    from eqbench.registry import ModelEntry
+    from eqbench.registry import EntryResult, ModelEntry
 
 _LOADED = pytest.StashKey[list]()
 
@@ -95,7 +95,7 @@ class EqbenchItem(pytest.Item):
         return self.path, None, f"eqbench check of {self.name} (seed {self.seed})"
 
 
-def check_registered(entry: ModelEntry, seed: int, examples: int | None = None) -> CheckResult:
+def check_registered(entry: ModelEntry, seed: int, examples: int | None = None) -> EntryResult:
     """Run ``entry``'s registered check; raise :class:`EqbenchMismatch` when the verdict misses the expectation."""
     from eqbench import registry
 
@@ -109,7 +109,7 @@ def check_registered(entry: ModelEntry, seed: int, examples: int | None = None) 
 
 
 @pytest.fixture
-def eqbench_check(request: pytest.FixtureRequest) -> Callable[..., CheckResult]:
+def eqbench_check(request: pytest.FixtureRequest) -> Callable[..., EntryResult]:
     """Check a registered model by name, or a model object against explicit settings (see the module docstring)."""
     marker = request.node.get_closest_marker("eqbench")
     defaults = dict(marker.kwargs) if marker is not None else {}
@@ -124,7 +124,7 @@ def eqbench_check(request: pytest.FixtureRequest) -> Callable[..., CheckResult]:
         *,
         seed: int | None = None,
         **options: Any,
-    ) -> CheckResult:
+    ) -> EntryResult:
         settings = {**defaults, **options}
         model = settings.pop("model", None) if model is None else model
         seed = settings.pop("seed", 0) if seed is None else seed
@@ -147,7 +147,7 @@ def eqbench_check(request: pytest.FixtureRequest) -> Callable[..., CheckResult]:
     return check
 
 
-def _check_by_name(config: pytest.Config, name: str, seed: int, examples: int | None) -> CheckResult:
+def _check_by_name(config: pytest.Config, name: str, seed: int, examples: int | None) -> EntryResult:
     """The registered check of ``name``; an unknown name or a missed expectation fails the test readably."""
     from eqbench import registry
 

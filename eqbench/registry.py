@@ -11,6 +11,21 @@ Registrations come from three places: eqbench's own suite (:func:`load_builtin`)
 packages through the entry point group ``eqbench.models`` (:func:`load_entry_points`), and a
 user's Python file or module (:func:`load_plugin`, ``eqbench check --plugin``).
 
+How an entry is checked: by :func:`eqbench.check.check_equivariance` (the default), or, for a
+model that samples inside its forward pass, by :func:`eqbench.check.check_stochastic` in the mode
+named by ``stochastic``: ``"crn"`` (common random numbers: ``f(x)`` and ``f(g.x)`` from the same
+draws, for randomness that commutes with the group) or ``"distribution"`` (independent draws,
+the means over ``repeats`` compared: for a model whose output *distribution* is invariant, such
+as a random lift). ``check_options`` are keyword arguments of that checker (e.g. ``n_inputs``,
+``n_elements``, ``search_examples`` for ``check_equivariance``; ``repeats``, ``n_inputs``,
+``n_elements`` for ``check_stochastic``) and are checked against its signature at registration::
+
+    @register_model("my-mc-net", group=SO3(), in_action=Points(), out_action=Invariant(),
+                    inputs=PointCloudInputs(), expected="approximate", tolerance=0.05,
+                    stochastic="distribution", check_options={"repeats": 32})
+    def my_mc_net():
+        return MyMonteCarloNet(samples=8)
+
 Expected verdicts: ``"exact"`` is met only by the verdict ``exact``; ``"approximate"`` is met
 by ``approximate`` *and* by ``exact`` (a model declared approximately equivariant that turns
 out exact keeps its promise); ``"violated"`` is met only by ``violated`` (a broken control
@@ -24,6 +39,7 @@ import difflib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import re
 import sys
 import traceback
@@ -37,9 +53,12 @@ import torch
 
 if TYPE_CHECKING:
     from eqbench.actions.base import Action
-    from eqbench.check import CheckResult
+    from eqbench.check import CheckResult, StochasticResult
     from eqbench.groups.base import Group
     from eqbench.inputs.base import InputGenerator
+
+    #: What :func:`run_entry` returns: both carry the check-record fields (``to_record``, ``str``).
+    EntryResult = CheckResult | StochasticResult
 
 #: The verdicts a registration may expect, and the verdicts that meet each expectation.
 EXPECTATIONS: Mapping[str, frozenset[str]] = {
@@ -50,6 +69,10 @@ EXPECTATIONS: Mapping[str, frozenset[str]] = {
 }
 #: The expectation that promises nothing: the check runs without one (``expected=None``).
 NO_EXPECTATION = "none"
+#: The ``stochastic`` values of a registration: the modes of :func:`eqbench.check.check_stochastic`.
+STOCHASTIC_MODES = ("crn", "distribution")
+#: The checker's own arguments, set by :func:`run_entry` from the entry (never in ``check_options``).
+ENTRY_ARGUMENTS = frozenset({"model", "group", "inputs", "in_action", "out_action", "expected", "tolerance", "seed", "name", "mode"})
 ENTRY_POINT_GROUP = "eqbench.models"
 DEFAULT_SUITE = "default"
 BUILTIN_SUITE_MODULE = "eqbench.suite"
@@ -68,8 +91,9 @@ class ModelEntry:
     """One registered model: how to build it and how to check it.
 
     ``factory`` is a zero-argument callable returning the model (an ``nn.Module`` or any
-    callable); ``check_options`` are extra keyword arguments for
-    :func:`eqbench.check.check_equivariance` (``n_inputs``, ``n_elements``, ``search_examples``, ...);
+    callable); ``stochastic`` is ``None`` (checked by :func:`eqbench.check.check_equivariance`)
+    or a mode of :func:`eqbench.check.check_stochastic` (``"crn"`` or ``"distribution"``; see the
+    module docstring); ``check_options`` are extra keyword arguments for that checker;
     ``source`` names where the registration came from (``module:qualname``). Entries compare
     and hash by identity: each registration is one object.
     """
@@ -85,6 +109,7 @@ class ModelEntry:
     description: str = ""
     suites: tuple[str, ...] = (DEFAULT_SUITE,)
     check_options: Mapping[str, Any] = field(default_factory=dict)
+    stochastic: str | None = None
     source: str = ""
 
     def matches(self, verdict: str) -> bool:
@@ -110,12 +135,16 @@ def register_model(
     description: str = "",
     suites: Iterable[str] = (DEFAULT_SUITE,),
     check_options: Mapping[str, Any] | None = None,
+    stochastic: str | None = None,
 ) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
     """Decorator registering a zero-argument model factory under ``name``; returns the factory unchanged.
 
-    Raises :class:`RegistryError` for an empty name, an unknown ``expected`` verdict, a
-    non-positive tolerance, or a name already registered from a different source (the same
-    source may re-register, so re-loading a plugin file is harmless).
+    ``stochastic`` routes the entry to :func:`eqbench.check.check_stochastic` in that mode
+    (module docstring). Raises :class:`RegistryError` for an empty name, an unknown
+    ``expected`` verdict, a non-positive tolerance, an unknown ``stochastic`` mode, a
+    ``check_options`` key the entry's checker does not take, or a name already registered
+    from a different source (the same source may re-register, so re-loading a plugin file is
+    harmless).
     """
     if not isinstance(name, str) or not name.strip():
         raise RegistryError(f"model name must be a non-empty string, got {name!r}")
@@ -123,6 +152,9 @@ def register_model(
         raise RegistryError(f"model {name!r}: expected must be one of {sorted(EXPECTATIONS)}, got {expected!r}")
     if not tolerance > 0:
         raise RegistryError(f"model {name!r}: tolerance must be positive, got {tolerance!r}")
+    if stochastic is not None and stochastic not in STOCHASTIC_MODES:
+        raise RegistryError(f"model {name!r}: stochastic must be None or one of {STOCHASTIC_MODES}, got {stochastic!r}")
+    _check_options_fit(name, stochastic, check_options or {})
     if isinstance(suites, str):
         suites = (suites,)
 
@@ -141,6 +173,7 @@ def register_model(
             description=description,
             suites=tuple(suites),
             check_options=MappingProxyType(dict(check_options or {})),
+            stochastic=stochastic,
             source=_source_of(factory),
         )
         previous = _ENTRIES.get(name)
@@ -278,18 +311,22 @@ def build_model(entry: ModelEntry, seed: int = 0) -> Any:
         return entry.factory()
 
 
-def run_entry(entry: ModelEntry, seed: int = 0, examples: int | None = None) -> CheckResult:
-    """Build ``entry``'s model (seeded) and check it with the entry's group, actions, inputs and settings.
+def run_entry(entry: ModelEntry, seed: int = 0, examples: int | None = None) -> EntryResult:
+    """Build ``entry``'s model (seeded) and check it with the entry's checker, group, actions, inputs and settings.
 
-    ``examples`` overrides the number of hypothesis search examples (``search_examples``).
-    The result's verdict is compared with the expectation by :meth:`ModelEntry.matches`.
+    ``examples`` overrides the number of hypothesis search examples (``search_examples``) of a
+    ``check_equivariance`` entry; a stochastic entry has no search and ignores it. The result
+    (:class:`~eqbench.check.CheckResult` or :class:`~eqbench.check.StochasticResult`) carries
+    the same record fields either way; its verdict is compared with the expectation by
+    :meth:`ModelEntry.matches`.
     """
-    from eqbench.check import check_equivariance
-
     options = dict(entry.check_options)
-    if examples is not None:
-        options["search_examples"] = examples
-    return check_equivariance(
+    if entry.stochastic is None:
+        if examples is not None:
+            options["search_examples"] = examples
+    else:
+        options["mode"] = entry.stochastic
+    return _checker(entry.stochastic)(
         build_model(entry, seed),
         entry.group,
         entry.inputs,
@@ -301,6 +338,25 @@ def run_entry(entry: ModelEntry, seed: int = 0, examples: int | None = None) -> 
         name=entry.name,
         **options,
     )
+
+
+def _checker(stochastic: str | None) -> Callable[..., EntryResult]:
+    """``check_equivariance``, or ``check_stochastic`` for a stochastic entry."""
+    from eqbench.check import check_equivariance, check_stochastic
+
+    return check_equivariance if stochastic is None else check_stochastic
+
+
+def _check_options_fit(name: str, stochastic: str | None, options: Mapping[str, Any]) -> None:
+    """Raise :class:`RegistryError` for a ``check_options`` key the entry's checker does not take (or that the entry sets)."""
+    checker = _checker(stochastic)
+    accepted = set(inspect.signature(checker).parameters) - ENTRY_ARGUMENTS
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise RegistryError(
+            f"model {name!r}: check_options {unknown} are not options of {checker.__name__} "
+            f"(it takes {', '.join(sorted(accepted))})"
+        )
 
 
 # ------------------------------------------------------------------------------ helpers

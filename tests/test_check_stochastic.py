@@ -115,3 +115,32 @@ def test_lie_derivative_has_one_entry_per_generator_and_rejects_finite_groups() 
     assert max(result.relative_norms) > 1e-3
     with pytest.raises(ValueError, match="Lie algebra"):
         lie_derivative(reads_z, Symmetric(), x, CLOUDS.action, Invariant())
+
+
+class NoisyRows(nn.Module):
+    """Invariant mean squared radius plus noise whose size differs a thousandfold between rows (by the first coordinate's sign)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        radius = x.square().sum(dim=-1).mean(dim=1, keepdim=True)
+        loud = (x[:, :1, 0] > 0).to(x.dtype)
+        return radius * (1 + (0.001 + loud) * torch.randn(x.shape[0], 1))
+
+
+def test_distribution_mode_judges_each_row_against_its_own_noise() -> None:
+    """A loud row's large mean difference is noise, not bias: the bias bound stays 0 where a raw-gap rule would fail it."""
+    result = check_stochastic(NoisyRows(), SO3(), CLOUDS, CLOUDS.action, Invariant(), mode="distribution", repeats=16, tolerance=1e-3)
+    assert result.bias_bound == 0.0 and result.max_rel_error > 100 * result.tolerance
+    assert result.verdict is Verdict.EXACT, str(result)
+
+
+def test_results_carry_the_check_record_fields_and_the_bias_bound() -> None:
+    from eqbench.cli.check import RECORD_FIELDS
+
+    biased = check_stochastic(RandomSubsetRadius(16, tilt=2.0), SO3(), CLOUDS, CLOUDS.action, Invariant(), mode="distribution", repeats=16)
+    assert 0 < biased.tolerance < biased.bias_bound < biased.max_rel_error  # the bound is the gap less 3 standard errors
+    crn = check_stochastic(RandomSubsetRadius(16, tilt=2.0), SO3(), CLOUDS, CLOUDS.action, Invariant(), mode="crn", repeats=4)
+    assert crn.verdict is Verdict.VIOLATED and crn.bias_bound == crn.max_rel_error  # same draws: no noise to take off
+    for result in (biased, crn):
+        record = result.to_record()
+        assert set(RECORD_FIELDS) <= set(record) and record["noise_floor"] == result.noise_floor
+        assert record["n_elements"] == result.repeats * 4 * 8 and "bias bound" in str(result)

@@ -172,3 +172,55 @@ def test_run_entry_checks_with_the_entry_settings(fresh_registry):
     result = fresh_registry.run_entry(entry, seed=2, examples=5)
     assert result.model == "test-run" and result.seed == 2 and result.search_examples <= 5
     assert str(result.verdict) == "exact" and entry.matches(result.verdict)
+
+
+class NoisyEnergy(torch.nn.Module):
+    """Sum of squared radii plus Gaussian noise drawn per row: SO(3)-invariant in distribution, and
+    exactly under common random numbers (the same draw on both sides)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.square().sum(dim=(1, 2))[:, None] * (1 + 0.2 * torch.randn(x.shape[0], 1))
+
+
+def register_noisy(registry, name: str, **settings):
+    options = dict(group=SO3(), in_action=Points(), out_action=Invariant(), inputs=PointCloudInputs(max_points=8))
+    options.update(settings)
+    return registry.register_model(name, **options)(NoisyEnergy)
+
+
+@pytest.mark.parametrize("mode", ["crn", "distribution"])
+def test_a_stochastic_entry_is_checked_by_check_stochastic_with_the_common_record_fields(fresh_registry, mode):
+    from eqbench.check import StochasticResult
+    from eqbench.cli.check import RECORD_FIELDS
+
+    register_noisy(fresh_registry, f"test-noisy-{mode}", expected="approximate", tolerance=0.05, stochastic=mode,
+                   check_options={"repeats": 8, "n_inputs": 4, "n_elements": 2})
+    entry = fresh_registry.get_entry(f"test-noisy-{mode}")
+    result = fresh_registry.run_entry(entry, seed=2, examples=5)  # no search in a stochastic check: examples ignored
+    assert isinstance(result, StochasticResult) and result.mode == mode and result.repeats == 8
+    assert result.model == entry.name and result.seed == 2 and result.tolerance == 0.05 and result.spread > 0.05
+    assert str(result.verdict) == "exact" and entry.matches(result.verdict), str(result)
+    record = result.to_record()
+    assert set(RECORD_FIELDS) <= set(record) and record["n_elements"] == 8 * 4 * 2 and record["mode"] == mode
+
+
+def test_entries_without_stochastic_keep_check_equivariance(fresh_registry):
+    from eqbench.check import CheckResult
+
+    entry = fresh_registry.get_entry("deepsets")
+    assert entry.stochastic is None
+    assert isinstance(fresh_registry.run_entry(entry, examples=0), CheckResult)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"stochastic": "in-distribution"}, r"stochastic must be None or one of \('crn', 'distribution'\)"),
+        ({"stochastic": "crn", "check_options": {"search_examples": 3}}, r"\['search_examples'\] are not options of check_stochastic"),
+        ({"check_options": {"repeats": 8}}, r"\['repeats'\] are not options of check_equivariance"),
+        ({"check_options": {"seed": 1}}, r"\['seed'\] are not options of check_equivariance"),
+    ],
+)
+def test_stochastic_settings_that_cannot_run_are_refused_at_registration(fresh_registry, settings, message):
+    with pytest.raises(fresh_registry.RegistryError, match=message):
+        register_noisy(fresh_registry, "test-bad-stochastic", **settings)

@@ -1,11 +1,11 @@
-"""LieConv and LieConv + GIGP registrations: verdicts, negative controls, common random numbers, stochastic modes, inputs."""
+"""LieConv and LieConv + GIGP registrations: verdicts, negative controls, Monte-Carlo checks (common random numbers, in distribution), inputs."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from eqbench import registry
-from eqbench.check import Verdict, check_stochastic, monte_carlo_sweep
+from eqbench.check import Verdict, monte_carlo_sweep
 from eqbench.inputs import InputStructure
 from eqbench.models.lieconv.groups import NAMES as LIFTING_GROUPS
 from eqbench.models.lieconv.groups import lifting_group
@@ -14,8 +14,11 @@ from eqbench.suite import lieconv as suite
 registry.load_builtin()
 ENTRIES = [entry for entry in registry.entries() if entry.source.startswith(suite.__name__ + ":")]
 #: The registered default suite runs seed 0 in CI; the tests use other seeds.
-DETERMINISTIC = [e.name for e in ENTRIES if e.expected != "approximate"]
-MONTE_CARLO = [e.name for e in ENTRIES if e.expected == "approximate"]
+DETERMINISTIC = [e.name for e in ENTRIES if e.stochastic is None]
+MONTE_CARLO = [e.name for e in ENTRIES if e.stochastic is not None and e.expected == "approximate"]
+#: How far above its tolerance a Monte-Carlo control's bias bound must lie (the 20-seed run's
+#: smallest ratio, seeds 0..19, is in the module docstring of eqbench.suite.lieconv).
+CONTROL_MARGIN = 3.0
 
 
 def model(name: str, seed: int = 0):
@@ -33,16 +36,30 @@ def test_deterministic_entries_meet_their_expectation(name):
 
 
 @pytest.mark.parametrize("name", MONTE_CARLO)
-def test_monte_carlo_entries_meet_their_expectation(name):
+def test_monte_carlo_entries_meet_their_expectation_within_their_measured_spread(name):
     entry = registry.get_entry(name)
     result = registry.run_entry(entry, seed=1)
-    assert entry.matches(result.verdict), str(result)
-    assert result.noise_floor < 1e-4  # common random numbers: the float64 twin draws the same samples
+    assert entry.matches(result.verdict) and result.mode == entry.stochastic, str(result)
+    assert 0 < result.spread <= suite.MEASURED_SPREAD[name]  # the recorded spread still bounds this network's
+    assert entry.tolerance == pytest.approx(suite.monte_carlo_tolerance(suite.MEASURED_SPREAD[name]))
+    assert result.bias_bound <= entry.tolerance
+
+
+@pytest.mark.parametrize("name", MONTE_CARLO)
+def test_monte_carlo_controls_are_checked_like_their_entry_and_caught_well_above_its_tolerance(name):
+    entry, control = registry.get_entry(name), registry.get_entry(f"{name}-control")
+    assert (control.group, control.inputs, control.stochastic, control.tolerance) == (
+        entry.group, entry.inputs, entry.stochastic, entry.tolerance
+    )
+    assert dict(control.check_options) == dict(entry.check_options) and control.expected == "violated"
+    result = registry.run_entry(control, seed=1)
+    assert result.verdict is Verdict.VIOLATED, str(result)
+    assert result.bias_bound > CONTROL_MARGIN * entry.tolerance, str(result)
 
 
 def test_every_lifting_group_and_gigp_front_end_is_registered():
     networks = {name: model(name) for name in ("lieconv-trivial", "lieconv-so2-gigp", "lieconv-t3-molecule-gigp")}
-    lifts = {type(getattr(m, "network", m).group) for m in map(model, [e.name for e in ENTRIES])}
+    lifts = {type(model(e.name).group) for e in ENTRIES}
     assert lifts == {type(lifting_group(name)) for name in LIFTING_GROUPS}  # T(n), SO(2), RxSO(2), SE(2), SO(3), SE(3), trivial
     assert all(networks[name].pool is not None for name in ("lieconv-so2-gigp", "lieconv-t3-molecule-gigp"))
     assert [e.expected for e in ENTRIES if e.name in networks] == ["exact", "exact", "violated"]
@@ -50,38 +67,28 @@ def test_every_lifting_group_and_gigp_front_end_is_registered():
 
 def test_so2_ball_sampling_commutes_with_rotations_under_common_random_numbers():
     result = registry.run_entry(registry.get_entry("lieconv-so2-mc"), seed=3)
-    assert result.verdict is Verdict.EXACT, str(result)
+    assert result.mode == "crn" and result.verdict is Verdict.EXACT, str(result)
 
 
-def test_common_random_numbers_make_items_independent_and_repeatable():
-    wrapped = model("lieconv-se2")
-    batch = suite.as_float32(suite.CLOUDS_2D(suite.CLOUDS_2D.default_structure(seed=5, batch=3)))
-    with torch.no_grad():
-        together = wrapped(**batch)
-        alone = torch.cat([wrapped(**{k: t[i : i + 1] for k, t in batch.items()}) for i in range(3)])
-        free = wrapped.monte_carlo_model()
-        draws = [free(**batch) for _ in range(2)]
-    assert torch.equal(together, alone) and torch.equal(together, wrapped(**batch))
-    assert not torch.allclose(draws[0], draws[1])  # the sweep's copy samples afresh at every call
-    assert wrapped.network.fixed_seed == 0 and wrapped.sample_parameters == ("nbhd", "liftsamples")
-    assert model("lieconv-so2-mc").sample_parameters == ("nbhd",)
-
-
-def test_random_lifts_are_invariant_in_distribution_and_the_trivial_lift_is_not():
-    entry = registry.get_entry("lieconv-se2")
-    free = model("lieconv-se2").monte_carlo_model()
-    free.liftsamples = 4
-    options = {"mode": "distribution", "repeats": 8, "n_inputs": 2, "n_elements": 4, "tolerance": entry.tolerance}
-    result = check_stochastic(free, entry.group, entry.inputs, entry.in_action, entry.out_action, seed=1, **options)
-    assert result.verdict is Verdict.EXACT and result.spread > 0, str(result)
-    control = registry.get_entry("lieconv-trivial")
-    broken = check_stochastic(model("lieconv-trivial"), control.group, control.inputs, control.in_action, control.out_action, seed=1, **options)
-    assert broken.verdict is Verdict.VIOLATED, str(broken)
+@pytest.mark.parametrize("name", MONTE_CARLO)
+def test_monte_carlo_networks_sample_afresh_at_each_call_and_repeat_under_a_seed(name):
+    """What check_stochastic relies on: the draws come from torch's global RNG (one stream per call)."""
+    entry = registry.get_entry(name)
+    network = model(name)
+    batch = suite.as_float32(entry.inputs(entry.inputs.default_structure(seed=5, batch=3)))
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        draws = [network(**batch) for _ in range(2)]
+        torch.manual_seed(7)
+        first = network(**batch)
+        torch.manual_seed(7)
+        again = network(**batch)
+    assert not torch.allclose(draws[0], draws[1]) and torch.equal(first, again)
+    assert network.fixed_seed is None and network.generator is None
 
 
 def test_ball_sampling_error_falls_with_the_sample_count():
     entry = registry.get_entry("lieconv-so2-mc")
-    free = model("lieconv-so2-mc").monte_carlo_model()
+    free = model("lieconv-so2-mc")
     structure = InputStructure(seed=0, batch=4, num_points=128, num_padded=2)
 
     def with_nbhd(n: int):

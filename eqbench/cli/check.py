@@ -23,10 +23,10 @@ from eqbench.cli import UsageError, add_plugin_argument, load_models, make_conso
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from eqbench.check import CheckResult
-    from eqbench.registry import ModelEntry
+    from eqbench.registry import EntryResult, ModelEntry
 
-#: Record fields every ``--json`` record carries (``CheckResult.to_record`` adds more).
+#: Record fields every ``--json`` record carries, whichever checker made it (``CheckResult.to_record``
+#: and ``StochasticResult.to_record`` add more); :mod:`eqbench.reports.records` reads them back.
 RECORD_FIELDS = (
     "model",
     "group",
@@ -108,7 +108,7 @@ def select_entries(
     return chosen
 
 
-def check_entries(selected: Sequence[ModelEntry], seed: int, examples: int | None) -> list[CheckResult]:
+def check_entries(selected: Sequence[ModelEntry], seed: int, examples: int | None) -> list[EntryResult]:
     """Run each entry's check in turn, with a progress bar on stderr when it is a terminal."""
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -126,7 +126,7 @@ def check_entries(selected: Sequence[ModelEntry], seed: int, examples: int | Non
     return results
 
 
-def results_table(selected: Sequence[ModelEntry], results: Sequence[CheckResult]) -> Table:
+def results_table(selected: Sequence[ModelEntry], results: Sequence[EntryResult]) -> Table:
     """A rich table: model, group, verdict, expected, max rel error, noise floor, seconds."""
     from rich.table import Table
     from rich.text import Text

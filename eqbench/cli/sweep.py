@@ -10,11 +10,10 @@ the seconds, and the fit ``log(err) = a + b log(n)`` gives the rate ``b`` with a
 interval (Student's t, ``len(values) - 2`` degrees of freedom). Plain Monte-Carlo averaging gives
 ``b = -1/2``; stratified samples converge faster. See :func:`eqbench.check.monte_carlo_sweep`.
 
-Which model is swept: a registered model that fixes its random numbers for ``eqbench check``
-(e.g. LieConv's :class:`~eqbench.suite.lieconv.CommonRandomNumbers`) provides
-``monte_carlo_model()``, the same network drawing from torch's global RNG, and may list its
-sweepable attributes in ``sample_parameters``; any other model is swept as it is, on any
-integer (or ``None``) attribute. ``--points N`` draws inputs of ``N`` points (the input
+Which model is swept: the registered model as its factory builds it (a Monte-Carlo model
+draws from torch's global RNG, which the sweep seeds per evaluation), on any integer (or
+``None``) attribute; a count the model rejects when it runs (e.g. ``liftsamples`` above 1 for
+a lift with trivial stabilisers) fails the sweep with the model's message. ``--points N`` draws inputs of ``N`` points (the input
 generator's default structure otherwise), so that sample counts below the neighbourhood size
 can be swept. ``--json`` writes the rate, its interval and the table's rows (``samples`` is
 the parameter's value); ``--csv`` the table, its first column named after the parameter.
@@ -99,16 +98,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def sweep_target(entry: ModelEntry, model: Any, param: str) -> Any:
-    """The model whose attribute ``param`` the sweep sets (module docstring); a usage error if it has no such attribute."""
-    allowed = getattr(model, "sample_parameters", None)
-    target = model.monte_carlo_model() if callable(getattr(model, "monte_carlo_model", None)) else model
-    if allowed is None:
-        present = hasattr(target, param) and (getattr(target, param) is None or type(getattr(target, param)) is int)
-        allowed = (param,) if present else ()
-    if param not in allowed:
-        known = f" (it has: {', '.join(allowed)})" if allowed else ""
-        raise UsageError(f"model {entry.name!r} has no Monte-Carlo sample-count parameter {param!r}{known}")
-    return target
+    """``model``, whose integer (or ``None``) attribute ``param`` the sweep sets; a usage error if it has no such attribute."""
+    if not hasattr(model, param) or not (getattr(model, param) is None or type(getattr(model, param)) is int):
+        raise UsageError(f"model {entry.name!r} has no Monte-Carlo sample-count parameter {param!r} (an integer attribute)")
+    return model
 
 
 def sweep_inputs(entry: ModelEntry, points: int | None, seed: int, count: int) -> Any:

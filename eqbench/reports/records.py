@@ -20,19 +20,9 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from eqbench.cli.check import RECORD_FIELDS as CHECK_FIELDS
 from eqbench.reports.files import ReportInputError, read_json
 
-CHECK_FIELDS = (
-    "model",
-    "group",
-    "verdict",
-    "expected",
-    "max_rel_error",
-    "mean_rel_error",
-    "noise_floor",
-    "n_elements",
-    "seed",
-)
 VERDICTS = ("exact", "approximate", "violated", "error")
 TRAINING_FIELDS = ("model", "task")
 METRIC_PREFIXES = ("train_", "valid_", "test_", "baseline_")

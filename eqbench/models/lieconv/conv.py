@@ -128,7 +128,7 @@ class LieConv(nn.Module):
         k = inputs if self.nbhd is None else min(self.nbhd, inputs)
         if self.ball is None:
             return nearest(distances, pair_mask(column_mask, row_mask), k)
-        return ball_sample(self.ball.within(distances, column_mask, row_mask), k, generator, cloud.workspace)
+        return ball_sample(self.ball.within(distances, column_mask, row_mask), k, generator)
 
     def forward(self, cloud: LiftedCloud, values: Tensor, queries: int, generator: torch.Generator | None) -> Tensor:
         """Convolve ``values`` ``(B, n, chin)`` on the first ``n`` lifted points at the first ``queries``.

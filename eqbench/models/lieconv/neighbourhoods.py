@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from eqbench.models.lieconv.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -57,22 +56,34 @@ def nearest(distances: Tensor, allowed: Tensor, k: int) -> Neighbourhood:
     return Neighbourhood(index, torch.isfinite(chosen))
 
 
-def ball_sample(within: Tensor, k: int, generator: torch.Generator | None, workspace: Workspace | None = None) -> Neighbourhood:
+def ball_sample(within: Tensor, k: int, generator: torch.Generator | None) -> Neighbourhood:
     """Up to ``k`` points drawn uniformly without replacement from each query's ball ``within`` ``(B, m, n)``.
 
-    Every ball point gets a uniform key in ``[1, 2)`` and every other point one in ``[0, 1)``;
-    the ``k`` largest keys are a uniform sample of the ball (all of it when it holds at most
-    ``k`` points, then topped up with invalid outsiders). The keys are float32 draws, in
-    ``workspace`` when given.
+    The ball points of each query are listed first (``nonzero``: a ``(B m, c_max)`` table of
+    point indices, ``c_max`` the largest ball); each listed point gets a uniform float32 key
+    and the ``k`` largest keys are a uniform sample of the ball. A ball of at most ``k`` points
+    is taken whole (topped up with invalid entries), and when no ball exceeds ``k`` nothing is
+    drawn. Keys are drawn for the ``B m c_max`` table only, not for all ``B m n`` pairs (a
+    rotMNIST layer-1 ball holds about a tenth of the points), and the selection runs over
+    ``c_max`` columns instead of ``n``.
     """
-    if k >= within.shape[-1]:
+    batch, m, n = within.shape
+    if k >= n:
         return Neighbourhood(None, within)
-    like = torch.empty(0, device=within.device)
-    out = None if workspace is None else workspace.views([tuple(within.shape)], like)[0]
-    keys = torch.rand(within.shape, generator=generator, device=within.device, out=out)
-    keys += within
-    chosen, index = torch.topk(keys, k, dim=-1, largest=True, sorted=False)
-    return Neighbourhood(index, chosen >= 1)
+    queries, columns = within.reshape(batch * m, n).nonzero(as_tuple=True)
+    counts = torch.bincount(queries, minlength=batch * m)
+    widest = int(counts.max()) if counts.numel() else 0
+    starts = counts.cumsum(0) - counts
+    positions = torch.arange(queries.numel(), device=within.device) - starts[queries]
+    table = torch.zeros(batch * m, max(widest, k), dtype=torch.long, device=within.device)
+    table.index_put_((queries, positions), columns)
+    if widest <= k:
+        slots = torch.arange(k, device=within.device)
+        return Neighbourhood(table.view(batch, m, k), (slots < counts[:, None]).view(batch, m, k))
+    keys = torch.rand(batch * m, widest, generator=generator, device=within.device)
+    keys.masked_fill_(torch.arange(widest, device=within.device) >= counts[:, None], -1.0)
+    chosen, where = torch.topk(keys, k, dim=-1, largest=True, sorted=False)
+    return Neighbourhood(table.gather(1, where).view(batch, m, k), (chosen >= 0).view(batch, m, k))
 
 
 class BallRadius(nn.Module):

@@ -5,29 +5,41 @@ The weight network (the reference's ``WeightNet``) maps each selected pair's fea
 
     z_l = W_l a_{l-1} + b_l,   y_l = BN(z_l),   a_l = SiLU(y_l),   a_0 = p,
 
-where BN is batch normalisation over the *valid* pairs only (masked; in evaluation mode the
-running statistics); ``w_uv = a_L`` are the kernel weights, contracted with the neighbour
-values into the Monte-Carlo sum ``S_u = sum_v w_uv (x) f_v`` (the PointConv trick).
+where BN is batch normalisation over the *valid* pairs only (in evaluation mode the running
+statistics); ``w_uv = a_L`` are the kernel weights, contracted with the neighbour values into
+the Monte-Carlo sum ``S_u = sum_v w_uv (x) f_v`` (the PointConv trick), and the layer's output
+is ``L(s_u S_u)`` with the per-query factor ``s_u`` (one over the number of neighbours).
 
 This runs on every selected pair of every layer (777k pairs per rotMNIST batch), so autograd
 would keep ``z_l, y_l, a_l`` for every stage plus the gathered ``(P, c_in)`` neighbour values:
-most of LieConv's memory. :class:`PairConvolution` keeps only the ``(P, pair_dim)`` pair
-features, the per-stage batch statistics, the ``(B, n, c_in)`` values and the neighbour
-indices. Its forward pass runs without autograd and in place; its backward pass recomputes
-the stages (with the saved statistics) and the gather, then applies the chain rule by hand
-(temporaries live in the pass's :class:`~eqbench.models.lieconv.workspace.Workspace`):
+most of LieConv's memory. :class:`PairConvolution` keeps only the ``(V, pair_dim)`` features of
+the ``V`` valid pairs, the per-stage batch statistics, the ``(B, n, c_in)`` values and the
+neighbour indices. Its forward pass runs without autograd and in place; its backward pass
+recomputes the stages (with the saved statistics) and the gather, then applies the chain rule
+by hand (temporaries live in the pass's :class:`~eqbench.models.lieconv.workspace.Workspace`).
+
+Speed. The stages are bound by memory traffic over ``(V, 32)`` arrays, so the passes over them
+are kept few:
+
+* the stages run on the valid pairs alone, packed (``V`` rows; invalid pairs are padding, e.g.
+  53% of a QM9 batch's dense pairs), so no stage multiplies by a validity mask; the weights are
+  scattered to the ``(P, out)`` layout of the sum (zeros on invalid pairs) only at the end;
+* ``s_u`` scales the ``(R, c_out)`` output of ``L`` before its bias, not the pair weights;
+* in backward, the products with ``x̂`` and the stage inputs are matrix products
+  (``g_W = diag(s) (g_y^T a - ...)``, ``g_a = g_y (diag(s) W) - x̂ (diag(v) W) - ...``,
+  below), not elementwise passes, and ``g_gamma = diag(g_y^T x̂)``.
+
+Chain rule (``n = V`` valid pairs, ``s = gamma rstd``; ``M = g_y^T a_{l-1}``, ``1`` a column of ones):
 
     S = sum_k w (x) f:   g_w = sum_c g_S f,   g_f = sum_w g_S w   (scattered back to the points)
-    gy = SiLU'(y) g
-    BN, training:    g_gamma = sum gy xhat,  g_beta = sum gy,
-                     gz = gamma rstd (gy - g_beta / n - xhat g_gamma / n)     (n valid pairs)
-    BN, evaluation:  gz = gamma rstd gy
-    Linear:          g_W = gz^T a_{l-1},  g_b = sum gz (exactly 0 under batch statistics),  g_a = gz W.
+    g_y = SiLU'(y) g
+    BN, training:    g_beta = sum g_y,  g_gamma = diag(g_y^T x̂),  v = s g_gamma / n,  t = s g_beta / n,
+                     g_W = diag(s) M - diag(v) x̂^T a_{l-1} - t (1^T a_{l-1}),   g_b = 0,
+                     g_a = g_y (diag(s) W) - x̂ (diag(v) W) - 1 (t^T W)
+    BN, evaluation:  g_W = diag(s) M,  g_b = s g_beta,  g_a = g_y (diag(s) W)
+    no BN:           g_W = M,  g_b = sum g_y,  g_a = g_y W.
 
-Invalid pairs enter with zero features and are zeroed after every stage, so their rows never
-reach the statistics: the masked statistics are the full-column statistics of ``W a`` rescaled
-by ``P / n``. The price of the saved memory is one more pass of the weight network during
-backward.
+The price of the saved memory is one more pass of the weight network during backward.
 """
 from __future__ import annotations
 
@@ -41,18 +53,6 @@ from torch.autograd.function import once_differentiable
 
 from eqbench.models.lieconv.groups.base import gather_points
 from eqbench.models.lieconv.workspace import Workspace
-
-
-def masked_column_stats(z: Tensor, count: int) -> tuple[Tensor, Tensor]:
-    """Mean and biased variance per column of ``z`` ``(P, C)`` over its ``count`` valid rows (the other rows are zero)."""
-    mean, var = torch.batch_norm_update_stats(z, None, None, 0.0)
-    rows = z.shape[0]
-    if count == rows:
-        return mean, var
-    ratio = rows / count
-    second = (var + mean * mean) * ratio
-    mean = mean * ratio
-    return mean, (second - mean * mean).clamp(min=0)
 
 
 class WeightNet(nn.Module):
@@ -93,24 +93,30 @@ class WeightNet(nn.Module):
         ``index[b, i, j]`` of ``values`` ``(B, n, c)``, or point ``j`` itself when ``index`` is
         ``None`` (``k = n``). ``linear`` maps ``out * c -> c_out`` (input laid out ``(w, c)``);
         ``rows`` are the flat indices (into ``B m``) of the real queries, ``None`` for all.
-        ``query_scale`` ``(B, m)`` (``s_i``, e.g. one over the number of neighbours) is folded
-        into the kernel weights.
+        ``query_scale`` ``(B, m)`` (``s_i``, e.g. one over the number of neighbours) scales
+        ``L``'s product before its bias.
         """
-        keep = valid.reshape(-1, 1).to(pairs.dtype)
-        final = keep if query_scale is None else (valid * query_scale[..., None].to(pairs.dtype)).reshape(-1, 1)
-        flat = torch.where(valid.reshape(-1, 1), pairs.reshape(-1, pairs.shape[-1]), torch.zeros((), dtype=pairs.dtype, device=pairs.device))
-        stages = Stages(self, int(torch.count_nonzero(valid)), Workspace() if workspace is None else workspace)
-        layout = Layout(stages, values, index, tuple(valid.shape), rows)
-        masks = torch.cat([keep, final], 1)
-        return PairConvolution.apply(flat, masks, values, layout, linear.weight, linear.bias, *self.parameter_list())
+        flat = pairs.reshape(-1, pairs.shape[-1])
+        slots = valid.reshape(-1).nonzero().squeeze(1)
+        if slots.numel() == flat.shape[0]:
+            slots = None
+        else:
+            flat = flat.index_select(0, slots)
+        scale = None
+        if query_scale is not None:
+            scale = query_scale.reshape(-1).to(pairs.dtype)
+            scale = (scale if rows is None else scale.index_select(0, rows))[:, None]
+        stages = Stages(self, flat.shape[0], Workspace() if workspace is None else workspace)
+        layout = Layout(stages, values, index, tuple(valid.shape), rows, slots, scale)
+        return PairConvolution.apply(flat, values, layout, linear.weight, linear.bias, *self.parameter_list())
 
 
 class Stages:
-    """The stage-by-stage evaluation of a :class:`WeightNet` on ``(P, pair_dim)`` flat pair features.
+    """The stage-by-stage evaluation of a :class:`WeightNet` on the ``(V, pair_dim)`` features of the valid pairs.
 
-    ``count`` is the number of valid rows; :meth:`forward` records each stage's ``(mean, rstd)``
-    (batch statistics in training, running statistics otherwise) for :meth:`recompute`.
-    Temporaries are views of ``workspace``.
+    :meth:`forward` records each stage's ``(mean, rstd)`` (batch statistics over the ``V``
+    rows in training, running statistics otherwise) for :meth:`recompute`. Temporaries are
+    views of ``workspace``.
     """
 
     def __init__(self, net: WeightNet, count: int, workspace: Workspace) -> None:
@@ -126,20 +132,20 @@ class Stages:
         groups = [params[i : i + step] for i in range(0, len(params), step)]
         return [(g[0], g[1], None, None) if self.norms is None else (g[0], g[1], g[2], g[3]) for g in groups]
 
-    def scratch_shapes(self, rows: int) -> list[tuple[int, ...]]:
-        """Workspace the backward pass of the stages takes: ``xhat_l`` and ``a_l`` per stage, then one spare."""
-        hidden = self.widths[1:]
-        return [(rows, c) for c in hidden] * 2 + [(rows * hidden[-2],)]
+    def scratch_shapes(self) -> list[tuple[int, ...]]:
+        """Workspace of the backward pass: ``x̂_l`` (or ``z_l``) and ``a_l`` per stage, then two spare gradient buffers."""
+        rows, hidden = self.count, self.widths[1:]
+        spare = (rows * max(hidden),)
+        return [(rows, c) for c in hidden] * 2 + [spare, spare]
 
-    def forward(self, x: Tensor, masks: Tensor, params: tuple[Tensor, ...], extra: list[tuple[int, ...]]) -> tuple[Tensor, list[Tensor]]:
-        """The weights ``a_L`` (no autograd, in place, in two alternating workspace buffers), recording the statistics.
+    def forward(self, x: Tensor, params: tuple[Tensor, ...], extra: list[tuple[int, ...]]) -> tuple[Tensor, list[Tensor]]:
+        """The weights ``a_L`` ``(V, out)`` (no autograd, in place, in two alternating workspace buffers), recording the statistics.
 
         Also returns workspace tensors of the ``extra`` shapes that do not overlap the weights.
         """
         rows, widest = x.shape[0], max(self.widths[1:])
         even, odd, *spare = self.workspace.views([(rows * widest,), (rows * widest,), *extra], x)
-        stages = self.split(params)
-        for index, (weight, bias, gamma, beta) in enumerate(stages):
+        for index, (weight, bias, gamma, beta) in enumerate(self.split(params)):
             out = (even if index % 2 == 0 else odd)[: rows * weight.shape[0]].view(rows, weight.shape[0])
             if self.norms is None:
                 z = torch.addmm(bias, x, weight.t(), out=out)
@@ -149,7 +155,7 @@ class Stages:
                 self.stats.append((mean, rstd))
                 scale = gamma * rstd
                 torch.addcmul(beta - mean * scale, z, scale, out=z)
-            x = F.silu(z, inplace=True).mul_(stage_mask(masks, index, len(stages)))
+            x = F.silu(z, inplace=True)
         return x, spare
 
     def statistics(self, z: Tensor, norm: nn.BatchNorm1d, bias: Tensor) -> tuple[Tensor, Tensor]:
@@ -157,7 +163,7 @@ class Stages:
         if self.training:
             if self.count < 2:
                 raise ValueError(f"BatchNorm in training mode needs at least 2 valid pairs, got {self.count}")
-            mean, var = masked_column_stats(z, self.count)
+            mean, var = torch.batch_norm_update_stats(z, None, None, 0.0)
             norm.num_batches_tracked.add_(1)
             # nn.BatchNorm1d's rule: exponential average, or the cumulative average when momentum is None
             momentum = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
@@ -167,10 +173,10 @@ class Stages:
             mean, var = norm.running_mean - bias, norm.running_var
         return mean, torch.rsqrt(var + norm.eps)
 
-    def recompute(self, x: Tensor, masks: Tensor, params: tuple[Tensor, ...], scratch: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-        """Stage inputs ``[a_0, ..., a_L]`` (the last is the weights) and ``xhat_l`` (BN) or ``z_l`` per stage.
+    def recompute(self, x: Tensor, params: tuple[Tensor, ...], scratch: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """Stage inputs ``[a_0, ..., a_L]`` (the last is the weights) and ``x̂_l`` (BN) or ``z_l`` per stage.
 
-        ``scratch`` holds ``2 L`` buffers: ``xhat_1, ..., xhat_L, a_1, ..., a_L``.
+        ``scratch`` holds ``2 L`` buffers: ``x̂_1, ..., x̂_L, a_1, ..., a_L``.
         """
         stages = self.split(params)
         inputs, normalised = [x], []
@@ -178,78 +184,76 @@ class Stages:
             first, second = scratch[index], scratch[len(stages) + index]
             if self.norms is None:
                 z = torch.addmm(bias, x, weight.t(), out=first)
-                y = second.copy_(z)
+                x = torch.ops.aten.silu.out(z, out=second)
             else:
                 mean, rstd = self.stats[index]
                 z = torch.addmm(-mean * rstd, x, (weight * rstd[:, None]).t(), out=first)
-                y = torch.addcmul(beta, z, gamma, out=second)
+                x = F.silu(torch.addcmul(beta, z, gamma, out=second), inplace=True)
             normalised.append(z)
-            x = F.silu(y, inplace=True).mul_(stage_mask(masks, index, len(stages)))
             inputs.append(x)
         return inputs, normalised
 
-    def backward(self, grad: Tensor, masks: Tensor, params: tuple[Tensor, ...], inputs: list[Tensor], normalised: list[Tensor], extra: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Gradients ``(g_pairs, [g_W, g_b, (g_gamma, g_beta)] per stage)`` for ``grad`` of the weights (module docstring).
+    def backward(
+        self, grad: Tensor, params: tuple[Tensor, ...], inputs: list[Tensor], normalised: list[Tensor], spares: list[Tensor], input_grad: bool
+    ) -> tuple[Tensor | None, list[Tensor]]:
+        """Gradients ``(g_pairs, [g_W, g_b, (g_gamma, g_beta)] per stage)`` for ``grad`` ``(V, out)`` of the weights (module docstring).
 
-        Consumes ``grad``, ``inputs[1:]`` and ``normalised`` (their memory is reused); ``extra``
-        is a free buffer of ``rows * widths[-2]`` elements. ``g_pairs`` is a fresh tensor.
+        Consumes ``grad``, ``inputs[1:]`` and ``normalised``; the gradients of the stage inputs
+        alternate between the two flat ``spares``. ``g_pairs`` (``None`` unless ``input_grad``) is a fresh tensor.
         """
         stages = self.split(params)
         grads: list[Tensor] = []
         for index in reversed(range(len(stages))):
             weight, bias, gamma, beta = stages[index]
-            keep = masks[:, :1]
-            free = inputs[index + 1]  # this stage's output: consumed by the stage after it
+            a = inputs[index]
             if self.norms is None:
-                gz = torch.ops.aten.silu_backward.grad_input(grad, normalised[index], grad_input=grad).mul_(stage_mask(masks, index, len(stages)))
-                stage_grads = [gz.t() @ inputs[index], gz.sum(0)]
-            else:
-                xhat = normalised[index]
-                y = torch.addcmul(beta, xhat, gamma, out=free)
-                gy = torch.ops.aten.silu_backward.grad_input(grad, y, grad_input=grad).mul_(stage_mask(masks, index, len(stages)))
+                gy = torch.ops.aten.silu_backward.grad_input(grad, normalised[index], grad_input=grad)
                 grad_beta = gy.sum(0)
-                grad_gamma = torch.mul(gy, xhat, out=y).sum(0)
-                scale = gamma * self.stats[index][1]
-                gz = gy.mul_(scale)
-                if self.training:  # the batch statistics depend on z too
-                    gz.addcmul_(xhat, -grad_gamma * scale / self.count).sub_(grad_beta * scale / self.count).mul_(keep)
-                stage_grads = [gz.t() @ inputs[index], gz.sum(0), grad_gamma, grad_beta]
-            grads = stage_grads + grads
-            rows, width = gz.shape[0], weight.shape[1]
-            if index == 0:
-                out = None
-            elif normalised[index].numel() >= rows * width:
-                out = normalised[index].reshape(-1)[: rows * width].view(rows, width)
+                grads = [gy.t() @ a, grad_beta] + grads
+                offset = None
             else:
-                out = extra[: rows * width].view(rows, width)
-            grad = torch.mm(gz, weight, out=out)
+                xhat, free = normalised[index], inputs[index + 1]  # a_l is no longer needed
+                gy = torch.ops.aten.silu_backward.grad_input(grad, torch.addcmul(beta, xhat, gamma, out=free), grad_input=grad)
+                grad_beta = gy.sum(0)
+                grad_gamma = torch.mul(gy, xhat, out=free).sum(0)
+                scale = gamma * self.stats[index][1]
+                gy.mul_(scale)
+                if self.training:  # the batch statistics depend on z too: g_z = s g_y - v x̂ - t
+                    v, t = scale * grad_gamma / self.count, scale * grad_beta / self.count
+                    gy.addcmul_(xhat, -v)
+                    grads = [torch.addr(gy.t() @ a, t, a.sum(0), alpha=-1), torch.zeros_like(bias), grad_gamma, grad_beta] + grads
+                    offset = -(t @ weight)
+                else:
+                    grads = [gy.t() @ a, scale * grad_beta, grad_gamma, grad_beta] + grads
+                    offset = None
+            if index == 0 and not input_grad:
+                return None, grads
+            rows, width = a.shape
+            out = None if index == 0 else spares[index % 2][: rows * width].view(rows, width)
+            grad = torch.mm(gy, weight, out=out) if offset is None else torch.addmm(offset, gy, weight, out=out)
         return grad, grads
-
-
-def stage_mask(masks: Tensor, index: int, stages: int) -> Tensor:
-    """The ``(P, 1)`` factor applied after stage ``index``: the valid-row indicator, the output factor after the last."""
-    return masks[:, 1:] if index == stages - 1 else masks[:, :1]
 
 
 class PairConvolution(torch.autograd.Function):
     """LieConv's pair computation: kernel weights, Monte-Carlo sum and the final linear map (module docstring).
 
-    ``apply(pairs (P, pair_dim), masks (P, 2), values, layout, L_weight, L_bias, *params) -> (R, c_out)``:
-    ``pairs`` are zero on invalid rows; ``masks`` holds the valid-row indicator and the factor
-    of the last stage's output (indicator times query scale); the output is ``L(S_u)`` for the
-    real queries of ``layout``, packed. Neither ``S`` nor the weights are kept for backward:
-    both are recomputed. The backward pass works in place on workspace buffers and is not
-    itself differentiable: a second derivative (e.g. training on forces) raises an error.
+    ``apply(pairs (V, pair_dim), values, layout, L_weight, L_bias, *params) -> (R, c_out)``:
+    ``pairs`` are the valid pairs' features (``layout.slots`` says where they sit among the
+    ``P`` selected pairs); the output is ``L(s_u S_u)`` for the real queries of ``layout``,
+    packed. Neither ``S`` nor the weights are kept for backward: both are recomputed. The
+    backward pass works in place on workspace buffers and is not itself differentiable: a
+    second derivative (e.g. training on forces) raises an error.
     """
 
     @staticmethod
-    def forward(ctx: Any, pairs: Tensor, masks: Tensor, values: Tensor, layout: Layout, weight: Tensor, bias: Tensor, *params: Tensor) -> Tensor:
+    def forward(ctx: Any, pairs: Tensor, values: Tensor, layout: Layout, weight: Tensor, bias: Tensor, *params: Tensor) -> Tensor:
         stages = layout.stages
-        weights, (summed, neighbours, dense, packed) = stages.forward(pairs, masks, params, layout.forward_shapes())
+        weights, (scattered, summed, neighbours, dense, packed) = stages.forward(pairs, params, layout.forward_shapes())
+        weights = layout.scatter(weights, scattered)
         layout.contract(weights, summed, neighbours, dense)
-        out = torch.addmm(bias, layout.packed(summed, packed), weight.t())
+        out = layout.output(torch.mm(layout.packed(summed, packed), weight.t()), bias)
         ctx.layout = layout
-        ctx.save_for_backward(pairs, masks, weight, *params)
+        ctx.save_for_backward(pairs, weight, *params)
         return out
 
     @staticmethod
@@ -257,18 +261,24 @@ class PairConvolution(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         layout = ctx.layout
         stages = layout.stages
-        pairs, masks, weight, *params = ctx.saved_tensors
+        pairs, weight, *params = ctx.saved_tensors
         scratch = stages.workspace.views(layout.backward_shapes(), pairs)
         count = 2 * (len(stages.widths) - 1)
-        inputs, normalised = stages.recompute(pairs, masks, tuple(params), scratch[:count])
-        summed, grad_summed, packed, neighbours, grad_weights, dense = scratch[count:-1]
-        layout.contract(inputs[-1], summed, neighbours, dense)
+        inputs, normalised = stages.recompute(pairs, tuple(params), scratch[:count])
+        spares = scratch[count : count + 2]
+        scattered, summed, grad_summed, packed, neighbours, grad_weights, dense = scratch[count + 2 :]
+        weights = layout.scatter(inputs[-1], scattered)
+        layout.contract(weights, summed, neighbours, dense)
         packed = layout.packed(summed, packed)
-        grad_linear, grad_bias = grad.t() @ packed, grad.sum(0)
+        grad_bias = grad.sum(0)
+        if layout.scale is not None:
+            grad = grad * layout.scale
+        grad_linear = grad.t() @ packed
         grad_summed = layout.unpacked(torch.mm(grad, weight, out=packed), grad_summed)
-        grad_values = layout.contract_backward(grad_summed, inputs[-1], neighbours, grad_weights, dense)
-        grad_pairs, grad_params = stages.backward(grad_weights, masks, tuple(params), inputs, normalised, scratch[-1])
-        return (grad_pairs if ctx.needs_input_grad[0] else None, None, grad_values, None, grad_linear, grad_bias, *grad_params)
+        grad_values = layout.contract_backward(grad_summed, weights, neighbours, grad_weights, dense)
+        grad_weights = layout.gather(grad_weights, spares[len(params) // (2 if stages.norms is None else 4) % 2])
+        grad_pairs, grad_params = stages.backward(grad_weights, tuple(params), inputs, normalised, spares, ctx.needs_input_grad[0])
+        return (grad_pairs, grad_values, None, grad_linear, grad_bias, *grad_params)
 
 
 class Layout:
@@ -276,12 +286,18 @@ class Layout:
 
     ``values`` ``(B, n, c)``; neighbour ``j`` of query ``i`` is point ``index[b, i, j]``
     (``index`` ``(B, m, k)``), or point ``j`` itself when ``index`` is ``None`` (``k = n``);
-    ``rows`` are the flat indices (into ``B m``) of the real queries, ``None`` when all are real.
+    ``rows`` are the flat indices (into ``B m``) of the real queries, ``None`` when all are real;
+    ``slots`` the flat indices (into ``B m k``) of the valid pairs, ``None`` when all are valid;
+    ``scale`` ``(R, 1)`` the per-query factor ``s_u`` of the real queries, or ``None``.
     ``S`` is stored ``(B m, out * c)``, laid out ``(w, c)``.
     """
 
-    def __init__(self, stages: Stages, values: Tensor, index: Tensor | None, shape: tuple[int, int, int], rows: Tensor | None) -> None:
+    def __init__(
+        self, stages: Stages, values: Tensor, index: Tensor | None, shape: tuple[int, int, int],
+        rows: Tensor | None, slots: Tensor | None, scale: Tensor | None,
+    ) -> None:
         self.stages, self.values, self.index, self.shape, self.rows = stages, values, index, shape, rows
+        self.slots, self.scale = slots, scale
         self.batch, self.points, self.channels = values.shape
         self.pairs = math.prod(shape)
         self.queries = shape[0] * shape[1]
@@ -289,25 +305,40 @@ class Layout:
         self.real = self.queries if rows is None else rows.numel()
         stages.workspace.reserve(sum(math.prod(s) for s in self.backward_shapes()))
 
-    def common_shapes(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        """``S``, gathered neighbours (gather form), permuted weights (dense form), packed ``S``."""
+    def common_shapes(self) -> list[tuple[int, ...]]:
+        """Scattered weights, ``S``, gathered neighbours (gather form), permuted weights (dense form), packed ``S``."""
+        scattered = (0,) if self.slots is None else (self.pairs, self.out)
         neighbours = (self.pairs, self.channels) if self.index is not None else (0,)
         dense = (0,) if self.index is not None else (self.pairs * self.out,)
         packed = (0,) if self.rows is None else (self.real, self.out * self.channels)
-        return (self.queries, self.out * self.channels), neighbours, dense, packed
+        return [scattered, (self.queries, self.out * self.channels), neighbours, dense, packed]
 
     def forward_shapes(self) -> list[tuple[int, ...]]:
         """Workspace of the forward pass after the stage buffers."""
-        summed, neighbours, dense, packed = self.common_shapes()
-        return [summed, neighbours, dense, packed]
+        return self.common_shapes()
 
     def backward_shapes(self) -> list[tuple[int, ...]]:
-        """Workspace of the backward pass: the stages', ``S``, ``g_S``, packed rows, neighbours, ``g_w``, dense weights, spare."""
-        stage_shapes = self.stages.scratch_shapes(self.pairs)
-        summed, neighbours, dense, packed = self.common_shapes()
+        """Workspace of the backward pass: the stages', scattered weights, ``S``, ``g_S``, packed rows, neighbours, ``g_w``, dense weights."""
+        scattered, summed, neighbours, dense, packed = self.common_shapes()
         gradient = (self.queries if self.rows is not None else 0, self.out * self.channels)
-        extra = [summed, gradient, packed, neighbours, (self.pairs, self.out), dense]
-        return stage_shapes[:-1] + extra + stage_shapes[-1:]
+        return self.stages.scratch_shapes() + [scattered, summed, gradient, packed, neighbours, (self.pairs, self.out), dense]
+
+    def scatter(self, weights: Tensor, out: Tensor) -> Tensor:
+        """The ``(P, out)`` weights of all selected pairs from the valid pairs' ``(V, out)`` (zeros on invalid pairs)."""
+        return weights if self.slots is None else out.zero_().index_copy_(0, self.slots, weights)
+
+    def gather(self, grad_weights: Tensor, spare: Tensor) -> Tensor:
+        """The valid pairs' ``(V, out)`` rows of ``g_w`` ``(P, out)``, in ``spare`` (flat)."""
+        if self.slots is None:
+            return grad_weights
+        out = spare[: self.slots.numel() * self.out].view(-1, self.out)
+        return torch.index_select(grad_weights, 0, self.slots, out=out)
+
+    def output(self, product: Tensor, bias: Tensor) -> Tensor:
+        """``s_u (S_u L^T) + b`` from the real queries' ``S L^T`` ``(R, c_out)``, in place."""
+        if self.scale is None:
+            return product.add_(bias)
+        return torch.addcmul(bias, product, self.scale, out=product)
 
     def contract(self, weights: Tensor, summed: Tensor, neighbours: Tensor, dense: Tensor) -> None:
         """``S[b, i] = sum_j w_ij (x) f_j`` into ``summed`` from the ``(P, out)`` weights."""
@@ -329,7 +360,11 @@ class Layout:
         return grad_packed if self.rows is None else out.zero_().index_copy_(0, self.rows, grad_packed)
 
     def contract_backward(self, grad_summed: Tensor, weights: Tensor, neighbours: Tensor, grad_weights: Tensor, dense: Tensor) -> Tensor:
-        """``g_w`` (written into ``grad_weights`` ``(P, out)``) and the returned ``g_f`` ``(B, n, c)``."""
+        """``g_w`` (written into ``grad_weights`` ``(P, out)``) and the returned ``g_f`` ``(B, n, c)``.
+
+        Follows :meth:`contract` on the same buffers: ``neighbours`` holds the gathered values
+        (gather form) and ``dense`` the permuted weights (dense form).
+        """
         batch, m, k = self.shape
         if self.index is None:
             per_batch = grad_summed.view(batch, m * self.out, self.channels)
@@ -337,7 +372,7 @@ class Layout:
             grad_weights.view(batch, m, k, self.out).copy_(grad_dense.permute(0, 1, 3, 2))
             return torch.bmm(dense.view(batch, m * self.out, k).transpose(1, 2), per_batch)
         per_query = grad_summed.view(batch * m, self.out, self.channels)
-        gathered = gather_points(self.values, self.index, out=neighbours).view(batch * m, k, self.channels)
+        gathered = neighbours.view(batch * m, k, self.channels)  # gathered by the contract() just before
         torch.bmm(gathered, per_query.transpose(1, 2), out=grad_weights.view(batch * m, k, self.out))
         contributions = torch.bmm(weights.view(batch * m, k, self.out), per_query, out=gathered).view(-1, self.channels)
         flat_index = (self.index + torch.arange(batch, device=self.index.device).view(batch, 1, 1) * self.points).reshape(-1)
