@@ -22,8 +22,10 @@ same numbers on both sides when the seeds agree.
   ``sqrt(2 / repeats)`` times the spread; the reported ``noise_floor`` is the RMS of ``se`` over
   the rows (relative). The pooled score ``z = sqrt(mean ||d||^2 / mean se^2)`` is about 1 when
   ``f(g.x)`` and ``g.f(x)`` have the same mean, and grows like ``sqrt(repeats) * bias / spread``
-  otherwise. ``exact`` (equivariant in distribution) when ``z <= Z_CRITICAL`` (or the mean
-  difference is at the absolute floor). Otherwise the bias is established, and judged by
+  otherwise. When ``z <= Z_CRITICAL`` (or the mean difference is at the absolute floor) the
+  model is equivariant in distribution: ``approximate`` when single draws differ (spread above
+  the absolute floor: each draw's error is sampling noise, within tolerance in the mean), and
+  ``exact`` only when every draw gives the same output. Otherwise the bias is established, and judged by
   ``bias_bound = max_rows (||d|| - Z_CRITICAL se)``, the smallest relative bias that each row's
   mean difference supports at ``Z_CRITICAL`` standard errors of its own: ``approximate`` when
   ``bias_bound <= tolerance``, else ``violated``. Rows differ in their own spread (a sparse
@@ -305,8 +307,18 @@ def check_stochastic(
         result.noise_floor, result.bias_bound = float(torch.sqrt(noise.square().mean())), float(bound.max())
         result.z_score = float(torch.sqrt(mean_gap.square().mean()) / (result.noise_floor + TINY))
         consistent = result.z_score <= Z_CRITICAL or result.max_rel_error <= floor
-        result.verdict = Verdict.EXACT if consistent else decide(result.bias_bound, 0.0, tolerance)
-        result.message = f"z = {result.z_score:.3g} (exact in distribution up to z = {Z_CRITICAL})"
+        if not consistent:
+            result.verdict = decide(result.bias_bound, 0.0, tolerance)
+            result.message = f"z = {result.z_score:.3g}: a bias beyond sampling noise (equivariant in distribution up to z = {Z_CRITICAL})"
+        elif result.spread <= floor:
+            result.verdict = Verdict.EXACT
+            result.message = f"z = {result.z_score:.3g}, and every draw gives the same output: exact"
+        else:
+            result.verdict = Verdict.APPROXIMATE
+            result.message = (
+                f"z = {result.z_score:.3g}: equivariant in distribution; single draws differ by the sampling spread "
+                f"{result.spread:.3g}, so the verdict is approximate"
+            )
     result.seconds = time.perf_counter() - start
     return result
 

@@ -249,8 +249,7 @@ class PairConvolution(torch.autograd.Function):
     def forward(ctx: Any, pairs: Tensor, values: Tensor, layout: Layout, weight: Tensor, bias: Tensor, *params: Tensor) -> Tensor:
         stages = layout.stages
         weights, (scattered, summed, neighbours, dense, packed) = stages.forward(pairs, params, layout.forward_shapes())
-        weights = layout.scatter(weights, scattered)
-        layout.contract(weights, summed, neighbours, dense)
+        layout.contract(layout.place(weights, scattered, dense), summed, neighbours)
         out = layout.output(torch.mm(layout.packed(summed, packed), weight.t()), bias)
         ctx.layout = layout
         ctx.save_for_backward(pairs, weight, *params)
@@ -267,16 +266,16 @@ class PairConvolution(torch.autograd.Function):
         inputs, normalised = stages.recompute(pairs, tuple(params), scratch[:count])
         spares = scratch[count : count + 2]
         scattered, summed, grad_summed, packed, neighbours, grad_weights, dense = scratch[count + 2 :]
-        weights = layout.scatter(inputs[-1], scattered)
-        layout.contract(weights, summed, neighbours, dense)
+        placed = layout.place(inputs[-1], scattered, dense)
+        layout.contract(placed, summed, neighbours)
         packed = layout.packed(summed, packed)
         grad_bias = grad.sum(0)
         if layout.scale is not None:
             grad = grad * layout.scale
         grad_linear = grad.t() @ packed
         grad_summed = layout.unpacked(torch.mm(grad, weight, out=packed), grad_summed)
-        grad_values = layout.contract_backward(grad_summed, weights, neighbours, grad_weights, dense)
-        grad_weights = layout.gather(grad_weights, spares[len(params) // (2 if stages.norms is None else 4) % 2])
+        grad_values, grad_placed = layout.contract_backward(grad_summed, placed, neighbours, grad_weights)
+        grad_weights = layout.valid_rows(grad_placed, spares[len(params) // (2 if stages.norms is None else 4) % 2])
         grad_pairs, grad_params = stages.backward(grad_weights, tuple(params), inputs, normalised, spares, ctx.needs_input_grad[0])
         return (grad_pairs, grad_values, None, grad_linear, grad_bias, *grad_params)
 
@@ -306,10 +305,11 @@ class Layout:
         stages.workspace.reserve(sum(math.prod(s) for s in self.backward_shapes()))
 
     def common_shapes(self) -> list[tuple[int, ...]]:
-        """Scattered weights, ``S``, gathered neighbours (gather form), permuted weights (dense form), packed ``S``."""
-        scattered = (0,) if self.slots is None else (self.pairs, self.out)
-        neighbours = (self.pairs, self.channels) if self.index is not None else (0,)
-        dense = (0,) if self.index is not None else (self.pairs * self.out,)
+        """Scattered weights (gather form), ``S``, gathered neighbours (gather form), permuted weights (dense form), packed ``S``."""
+        gather = self.index is not None
+        scattered = (self.pairs, self.out) if gather and self.slots is not None else (0,)
+        neighbours = (self.pairs, self.channels) if gather else (0,)
+        dense = (0,) if gather else (self.pairs * self.out,)
         packed = (0,) if self.rows is None else (self.real, self.out * self.channels)
         return [scattered, (self.queries, self.out * self.channels), neighbours, dense, packed]
 
@@ -323,16 +323,38 @@ class Layout:
         gradient = (self.queries if self.rows is not None else 0, self.out * self.channels)
         return self.stages.scratch_shapes() + [scattered, summed, gradient, packed, neighbours, (self.pairs, self.out), dense]
 
-    def scatter(self, weights: Tensor, out: Tensor) -> Tensor:
-        """The ``(P, out)`` weights of all selected pairs from the valid pairs' ``(V, out)`` (zeros on invalid pairs)."""
-        return weights if self.slots is None else out.zero_().index_copy_(0, self.slots, weights)
+    def place(self, weights: Tensor, scattered: Tensor, dense: Tensor) -> Tensor:
+        """The valid pairs' ``(V, out)`` weights laid out for :meth:`contract`, zeros on invalid pairs.
 
-    def gather(self, grad_weights: Tensor, spare: Tensor) -> Tensor:
-        """The valid pairs' ``(V, out)`` rows of ``g_w`` ``(P, out)``, in ``spare`` (flat)."""
+        Gather form: ``(P, out)`` (``weights`` itself when every pair is valid, else scattered
+        into ``scattered``). Dense form: ``dense`` as ``(B, m, out, k)``, written directly.
+        """
+        if self.index is not None:
+            return weights if self.slots is None else scattered.zero_().index_copy_(0, self.slots, weights)
+        batch, m, k = self.shape
+        permuted = dense.view(batch, m, self.out, k)
         if self.slots is None:
-            return grad_weights
-        out = spare[: self.slots.numel() * self.out].view(-1, self.out)
-        return torch.index_select(grad_weights, 0, self.slots, out=out)
+            return permuted.copy_(weights.view(batch, m, k, self.out).permute(0, 1, 3, 2))
+        permuted.zero_().view(batch * m, self.out, k).permute(0, 2, 1).index_put_(self.pair_slots(), weights)
+        return permuted
+
+    def pair_slots(self) -> tuple[Tensor, Tensor]:
+        """``(query, neighbour)`` of each valid pair: flat query index into ``B m`` and position in ``k``."""
+        k = self.shape[2]
+        return torch.div(self.slots, k, rounding_mode="floor"), self.slots % k
+
+    def valid_rows(self, grad_placed: Tensor, spare: Tensor) -> Tensor:
+        """The valid pairs' ``(V, out)`` rows of ``g_w`` laid out as by :meth:`place` (in ``spare`` (flat), or fresh)."""
+        if self.index is not None:
+            if self.slots is None:
+                return grad_placed
+            out = spare[: self.slots.numel() * self.out].view(-1, self.out)
+            return torch.index_select(grad_placed, 0, self.slots, out=out)
+        batch, m, k = self.shape
+        per_pair = grad_placed.view(batch * m, self.out, k).permute(0, 2, 1)
+        if self.slots is None:
+            return spare[: self.pairs * self.out].view(batch * m, k, self.out).copy_(per_pair).view(-1, self.out)
+        return per_pair[self.pair_slots()]
 
     def output(self, product: Tensor, bias: Tensor) -> Tensor:
         """``s_u (S_u L^T) + b`` from the real queries' ``S L^T`` ``(R, c_out)``, in place."""
@@ -340,15 +362,14 @@ class Layout:
             return product.add_(bias)
         return torch.addcmul(bias, product, self.scale, out=product)
 
-    def contract(self, weights: Tensor, summed: Tensor, neighbours: Tensor, dense: Tensor) -> None:
-        """``S[b, i] = sum_j w_ij (x) f_j`` into ``summed`` from the ``(P, out)`` weights."""
+    def contract(self, placed: Tensor, summed: Tensor, neighbours: Tensor) -> None:
+        """``S[b, i] = sum_j w_ij (x) f_j`` into ``summed`` from the weights laid out by :meth:`place`."""
         batch, m, k = self.shape
         if self.index is None:
-            permuted = dense.view(batch, m, self.out, k).copy_(weights.view(batch, m, k, self.out).permute(0, 1, 3, 2))
-            torch.bmm(permuted.view(batch, m * self.out, k), self.values, out=summed.view(batch, m * self.out, self.channels))
+            torch.bmm(placed.view(batch, m * self.out, k), self.values, out=summed.view(batch, m * self.out, self.channels))
         else:
             gathered = gather_points(self.values, self.index, out=neighbours).view(batch * m, k, self.channels)
-            weights = weights.view(batch * m, k, self.out).transpose(1, 2)
+            weights = placed.view(batch * m, k, self.out).transpose(1, 2)
             torch.bmm(weights, gathered, out=summed.view(batch * m, self.out, self.channels))
 
     def packed(self, summed: Tensor, out: Tensor) -> Tensor:
@@ -359,22 +380,21 @@ class Layout:
         """``g_S`` ``(B m, out c)`` from the real rows' gradient (zeros on padded queries)."""
         return grad_packed if self.rows is None else out.zero_().index_copy_(0, self.rows, grad_packed)
 
-    def contract_backward(self, grad_summed: Tensor, weights: Tensor, neighbours: Tensor, grad_weights: Tensor, dense: Tensor) -> Tensor:
-        """``g_w`` (written into ``grad_weights`` ``(P, out)``) and the returned ``g_f`` ``(B, n, c)``.
+    def contract_backward(self, grad_summed: Tensor, placed: Tensor, neighbours: Tensor, grad_placed: Tensor) -> tuple[Tensor, Tensor]:
+        """``(g_f (B, n, c), g_w)``, ``g_w`` written into ``grad_placed`` (``P out`` elements) laid out as ``placed``.
 
-        Follows :meth:`contract` on the same buffers: ``neighbours`` holds the gathered values
-        (gather form) and ``dense`` the permuted weights (dense form).
+        Follows :meth:`contract` on the same buffers: in the gather form ``neighbours`` holds
+        the gathered values.
         """
         batch, m, k = self.shape
         if self.index is None:
             per_batch = grad_summed.view(batch, m * self.out, self.channels)
-            grad_dense = torch.bmm(per_batch, self.values.transpose(1, 2)).view(batch, m, self.out, k)
-            grad_weights.view(batch, m, k, self.out).copy_(grad_dense.permute(0, 1, 3, 2))
-            return torch.bmm(dense.view(batch, m * self.out, k).transpose(1, 2), per_batch)
+            grad_dense = torch.bmm(per_batch, self.values.transpose(1, 2), out=grad_placed.view(batch, m * self.out, k))
+            return torch.bmm(placed.view(batch, m * self.out, k).transpose(1, 2), per_batch), grad_dense
         per_query = grad_summed.view(batch * m, self.out, self.channels)
-        gathered = neighbours.view(batch * m, k, self.channels)  # gathered by the contract() just before
-        torch.bmm(gathered, per_query.transpose(1, 2), out=grad_weights.view(batch * m, k, self.out))
-        contributions = torch.bmm(weights.view(batch * m, k, self.out), per_query, out=gathered).view(-1, self.channels)
+        gathered = neighbours.view(batch * m, k, self.channels)
+        torch.bmm(gathered, per_query.transpose(1, 2), out=grad_placed.view(batch * m, k, self.out))
+        contributions = torch.bmm(placed.view(batch * m, k, self.out), per_query, out=gathered).view(-1, self.channels)
         flat_index = (self.index + torch.arange(batch, device=self.index.device).view(batch, 1, 1) * self.points).reshape(-1)
         grad_values = torch.zeros(batch * self.points, self.channels, dtype=self.values.dtype, device=self.values.device)
-        return grad_values.index_add_(0, flat_index, contributions).view(batch, self.points, self.channels)
+        return grad_values.index_add_(0, flat_index, contributions).view(batch, self.points, self.channels), grad_placed
