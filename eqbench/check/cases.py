@@ -4,8 +4,8 @@ A *case batch* is ``B`` inputs ``x`` (float64) and ``R`` group elements ``g_r``,
 ``r`` acting on input ``owner[r]``. It is evaluated in one stacked forward pass:
 
 1. the stacked float64 batch ``[x_0 .. x_{B-1}; g_0.x_{owner[0]} .. g_{R-1}.x_{owner[R-1]}]``
-   is built by ONE ``in_action.apply`` with identity elements in front (the identity acts
-   exactly, so the first ``B`` rows are the inputs themselves);
+   is built by ONE ``in_action.apply`` on the ``R`` gathered inputs, the ``B`` inputs
+   themselves put in front leaf by leaf;
 2. it is cast to the checked dtype and passed through the model once (split into chunks
    only beyond :data:`CHUNK_VALUES` input numbers);
 3. the outputs are cast to float64; ``g.f(x)`` is ``out_action.apply`` on the float64
@@ -67,24 +67,9 @@ class CaseEvaluation:
     base_rows: int
 
 
-def identity_like(g: Element, n: int) -> Element:
-    """``n`` identity elements with the same parts as ``g`` (so that they concatenate)."""
-    parts: dict[str, Tensor] = {}
-    if g.matrix is not None:
-        d = g.matrix.shape[-1]
-        parts["matrix"] = torch.eye(d, dtype=g.matrix.dtype).expand(n, d, d)
-    if g.translation is not None:
-        parts["translation"] = torch.zeros(n, g.translation.shape[-1], dtype=g.translation.dtype)
-    if g.permutation is not None:
-        parts["permutation"] = torch.arange(g.permutation.shape[1]).expand(n, -1)
-    return Element(**parts)
-
-
 def stack_transformed(in_action: Action, x64: Any, g: Element, owner: Tensor) -> Any:
     """``[x; g.x[owner]]`` as one float64 value (see the module docstring, step 1)."""
-    n = in_action.batch_size(x64)
-    rows = torch.cat([torch.arange(n), owner])
-    return in_action.apply(Element.cat([identity_like(g, n), g]), in_action.index(x64, rows))
+    return concat_values(in_action, [x64, in_action.apply(g, in_action.index(x64, owner))])
 
 
 def concat_values(action: Action, values: list[Any]) -> Any:
