@@ -18,18 +18,20 @@ which is the Monte-Carlo estimate of the integral followed by a linear map.)
 Memory. With ``P = B m k`` selected pairs (``k = nbhd``; ``k = n`` in the dense form):
 
 * selection needs only the ``(B, m, n)`` invariant distances (formed once per pass by the
-  network and sliced per layer) and, for ball sampling, one ``(B, m, n)`` float32 key tensor;
+  network and sliced per layer) and, for ball sampling, the ``(B, m, n)`` ball membership,
+  listed into a ``(B m, c_max)`` table of ball points with one float32 key each
+  (:func:`~eqbench.models.lieconv.neighbourhoods.ball_sample`);
 * the pair representation ``[k(log(v^-1 u)), q_u, q_v]`` is formed for the ``P`` selected
-  pairs alone, and it is the only pair-level tensor a layer keeps for backward:
-  ``P (pair_dim + 2)`` numbers with the masks
-  (:mod:`~eqbench.models.lieconv.weightnet`);
-* the weight network's stage activations (``2 P hidden`` in forward, ``2 L P hidden`` while
+  pairs alone, and its ``V`` valid rows are the only pair-level tensor a layer keeps for
+  backward: ``V pair_dim`` numbers (:mod:`~eqbench.models.lieconv.weightnet`), beside the
+  query-level Monte-Carlo sums ``S`` (``R out c_in`` numbers for ``R`` real queries);
+* the weight network's stage activations (``2 V hidden`` in forward, ``2 L V hidden`` while
   recomputing them in backward) and the gathered ``(P, c_in)`` neighbour values are transient,
   in the workspace the layers share.
 
 Everything pair-level is therefore linear in ``k``. With ``nbhd=None`` or ``nbhd >= n`` (every
 point a candidate) ``k = n`` and it is ``O(n^2)`` per item: e.g. 25 images of 648 pixels, all
-queried, make ``P = 10.5 M`` pairs, 250 MB of saved float32 pair features and masks (SO(2),
+queried, make ``P = 10.5 M`` pairs, 168 MB of saved float32 pair features (SO(2),
 ``pair_dim = 4``) and 2.7 GB of stage buffers at ``hidden = 32``; QM9's 29-atom molecules make
 only 841 pairs each. For large clouds use the k-nearest path (``knn=True``, ``nbhd`` = k) or
 ball sampling with ``nbhd`` well below ``n``: only the ``(B, m, k)`` pairs are materialised.

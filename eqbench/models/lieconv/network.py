@@ -24,7 +24,8 @@ indices after the first call).
 Randomness (random lifts, the FPS start, ball samples) comes from ``generator`` (torch's
 global RNG when ``None``), or, with ``fixed_seed`` set, from a generator re-seeded with it at
 every call: the same Monte-Carlo draws on every call, which makes the network a deterministic
-function (used by registrations so that the checker's float64 copy draws the same samples).
+function of its input (handy for reproducing one draw, or for checking a subsampled network as
+an ordinary deterministic model).
 All draws are made in float32, so a float64 copy of the network draws the same numbers.
 
 Exactly invariant settings: a deterministic lift (T(n), SO(2), R>0 x SO(2)), ``liftsamples = 1``,

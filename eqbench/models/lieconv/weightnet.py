@@ -13,33 +13,46 @@ is ``L(s_u S_u)`` with the per-query factor ``s_u`` (one over the number of neig
 This runs on every selected pair of every layer (777k pairs per rotMNIST batch), so autograd
 would keep ``z_l, y_l, a_l`` for every stage plus the gathered ``(P, c_in)`` neighbour values:
 most of LieConv's memory. :class:`PairConvolution` keeps only the ``(V, pair_dim)`` features of
-the ``V`` valid pairs, the per-stage batch statistics, the ``(B, n, c_in)`` values and the
-neighbour indices. Its forward pass runs without autograd and in place; its backward pass
-recomputes the stages (with the saved statistics) and the gather, then applies the chain rule
-by hand (temporaries live in the pass's :class:`~eqbench.models.lieconv.workspace.Workspace`).
+the ``V`` valid pairs, the per-stage batch statistics, the ``(B, n, c_in)`` values, the
+neighbour indices and the real queries' sums ``S`` ``(R, out c_in)`` (the input of ``L``).
+Its forward pass runs without autograd and in place; its backward pass recomputes the stages
+(with the saved statistics) and the gather, then applies the chain rule by hand (temporaries
+live in the pass's :class:`~eqbench.models.lieconv.workspace.Workspace`). The price of the
+saved memory is one more pass of the weight network during backward.
 
-Speed. The stages are bound by memory traffic over ``(V, 32)`` arrays, so the passes over them
-are kept few:
+Speed and memory. The stages' time is the number of elementwise passes over ``(V, 32)``
+arrays (the SiLU ones, with an ``exp`` per element, cost the most), so the passes are kept few:
 
 * the stages run on the valid pairs alone, packed (``V`` rows; invalid pairs are padding, e.g.
   53% of a QM9 batch's dense pairs), so no stage multiplies by a validity mask; the weights are
-  scattered to the ``(P, out)`` layout of the sum (zeros on invalid pairs) only at the end;
+  placed in the layout of the sum (zeros on invalid pairs) only at the end;
 * ``s_u`` scales the ``(R, c_out)`` output of ``L`` before its bias, not the pair weights;
-* in backward, the products with ``x̂`` and the stage inputs are matrix products
-  (``g_W = diag(s) (g_y^T a - ...)``, ``g_a = g_y (diag(s) W) - x̂ (diag(v) W) - ...``,
-  below), not elementwise passes, and ``g_gamma = diag(g_y^T x̂)``.
+* in backward, the constant ``t`` of ``g_z`` (below) is folded into the matrix products for
+  ``g_W`` and ``g_a`` instead of taking a pass over ``g_z``;
+* ``S`` is kept from the forward pass rather than recomputed (a batched product with ``K = k``
+  or ``K = n`` and, with padded queries, a row gather per layer): 4 B per real query and
+  channel of ``S`` (87 MB per rotMNIST batch over the 6 layers, 212 MB per QM9 batch at
+  ``k = 1536``) for about 7% of the forward + backward time; backward gathers the neighbour
+  values once (the sum's gradient and the weights' gradient share them);
+* in the dense form the weights are written straight into the ``(B, m, out, n)`` layout of the
+  batched product and ``g_w`` is read straight out of it (no ``(P, out)`` copy between), and
+  only the padded queries' rows of ``g_S`` are zeroed;
+* the workspace is sized for backward only when a backward pass can follow.
 
-Chain rule (``n = V`` valid pairs, ``s = gamma rstd``; ``M = g_y^T a_{l-1}``, ``1`` a column of ones):
+Measured with ``suites/lieconv_ratios.py`` (2 threads), these took forward + backward from 1.08
+to 0.98 s (rotMNIST, SO(2)) and from 0.33 to 0.22 s (QM9, ``k = 256``), and peak memory from
+0.84 to 0.94 GB (rotMNIST) and from 0.99 to 1.15 GB (QM9, ``k = 1536``), 0.41 of the reference's.
+
+Chain rule (``n = V`` valid pairs, ``s = gamma rstd``, ``x̂`` the normalised ``z``, ``1`` a
+column of ones):
 
     S = sum_k w (x) f:   g_w = sum_c g_S f,   g_f = sum_w g_S w   (scattered back to the points)
     g_y = SiLU'(y) g
-    BN, training:    g_beta = sum g_y,  g_gamma = diag(g_y^T x̂),  v = s g_gamma / n,  t = s g_beta / n,
-                     g_W = diag(s) M - diag(v) x̂^T a_{l-1} - t (1^T a_{l-1}),   g_b = 0,
-                     g_a = g_y (diag(s) W) - x̂ (diag(v) W) - 1 (t^T W)
-    BN, evaluation:  g_W = diag(s) M,  g_b = s g_beta,  g_a = g_y (diag(s) W)
-    no BN:           g_W = M,  g_b = sum g_y,  g_a = g_y W.
-
-The price of the saved memory is one more pass of the weight network during backward.
+    BN, training:    g_beta = sum g_y,  g_gamma = sum g_y x̂,  v = s g_gamma / n,  t = s g_beta / n,
+                     g_z = s g_y - v x̂ - t   (formed in place as s g_y - v x̂; t enters the products),
+                     g_W = (g_z + t)^T a_{l-1} - t (1^T a_{l-1}),  g_b = 0,  g_a = (g_z + t) W - 1 (t^T W)
+    BN, evaluation:  g_z = s g_y,  g_W = g_z^T a_{l-1},  g_b = s g_beta,  g_a = g_z W
+    no BN:           g_W = g_y^T a_{l-1},  g_b = sum g_y,  g_a = g_y W.
 """
 from __future__ import annotations
 
@@ -106,9 +119,11 @@ class WeightNet(nn.Module):
         if query_scale is not None:
             scale = query_scale.reshape(-1).to(pairs.dtype)
             scale = (scale if rows is None else scale.index_select(0, rows))[:, None]
+        params = self.parameter_list()
+        backward = torch.is_grad_enabled() and any(t.requires_grad for t in (flat, values, linear.weight, linear.bias, *params))
         stages = Stages(self, flat.shape[0], Workspace() if workspace is None else workspace)
-        layout = Layout(stages, values, index, tuple(valid.shape), rows, slots, scale)
-        return PairConvolution.apply(flat, values, layout, linear.weight, linear.bias, *self.parameter_list())
+        layout = Layout(stages, values, index, tuple(valid.shape), rows, slots, scale, backward)
+        return PairConvolution.apply(flat, values, layout, linear.weight, linear.bias, *params)
 
 
 class Stages:
@@ -138,13 +153,17 @@ class Stages:
         spare = (rows * max(hidden),)
         return [(rows, c) for c in hidden] * 2 + [spare, spare]
 
+    def forward_shapes(self) -> list[tuple[int, ...]]:
+        """Workspace of :meth:`forward`: two alternating stage buffers."""
+        return [(self.count * max(self.widths[1:]),)] * 2
+
     def forward(self, x: Tensor, params: tuple[Tensor, ...], extra: list[tuple[int, ...]]) -> tuple[Tensor, list[Tensor]]:
         """The weights ``a_L`` ``(V, out)`` (no autograd, in place, in two alternating workspace buffers), recording the statistics.
 
         Also returns workspace tensors of the ``extra`` shapes that do not overlap the weights.
         """
-        rows, widest = x.shape[0], max(self.widths[1:])
-        even, odd, *spare = self.workspace.views([(rows * widest,), (rows * widest,), *extra], x)
+        rows = x.shape[0]
+        even, odd, *spare = self.workspace.views([*self.forward_shapes(), *extra], x)
         for index, (weight, bias, gamma, beta) in enumerate(self.split(params)):
             out = (even if index % 2 == 0 else odd)[: rows * weight.shape[0]].view(rows, weight.shape[0])
             if self.norms is None:
@@ -187,7 +206,7 @@ class Stages:
                 x = torch.ops.aten.silu.out(z, out=second)
             else:
                 mean, rstd = self.stats[index]
-                z = torch.addmm(-mean * rstd, x, (weight * rstd[:, None]).t(), out=first)
+                z = torch.mm(x, (weight * rstd[:, None]).t(), out=first).sub_(mean * rstd)  # (addmm would copy the bias first)
                 x = F.silu(torch.addcmul(beta, z, gamma, out=second), inplace=True)
             normalised.append(z)
             inputs.append(x)
@@ -230,7 +249,9 @@ class Stages:
                 return None, grads
             rows, width = a.shape
             out = None if index == 0 else spares[index % 2][: rows * width].view(rows, width)
-            grad = torch.mm(gy, weight, out=out) if offset is None else torch.addmm(offset, gy, weight, out=out)
+            grad = torch.mm(gy, weight, out=out)
+            if offset is not None:
+                grad.add_(offset)
         return grad, grads
 
 
@@ -240,40 +261,45 @@ class PairConvolution(torch.autograd.Function):
     ``apply(pairs (V, pair_dim), values, layout, L_weight, L_bias, *params) -> (R, c_out)``:
     ``pairs`` are the valid pairs' features (``layout.slots`` says where they sit among the
     ``P`` selected pairs); the output is ``L(s_u S_u)`` for the real queries of ``layout``,
-    packed. Neither ``S`` nor the weights are kept for backward: both are recomputed. The
-    backward pass works in place on workspace buffers and is not itself differentiable: a
-    second derivative (e.g. training on forces) raises an error.
+    packed. ``S`` (real queries) is kept for backward, outside the workspace; the weights are
+    recomputed. The backward pass works in place on workspace buffers and is not itself
+    differentiable: a second derivative (e.g. training on forces) raises an error.
     """
 
     @staticmethod
     def forward(ctx: Any, pairs: Tensor, values: Tensor, layout: Layout, weight: Tensor, bias: Tensor, *params: Tensor) -> Tensor:
         stages = layout.stages
         weights, (scattered, summed, neighbours, dense, packed) = stages.forward(pairs, params, layout.forward_shapes())
+        keep = any(ctx.needs_input_grad)  # S outlives the call: it cannot live in the workspace
+        if keep and layout.rows is None:
+            summed = torch.empty_like(summed)
+        elif keep:
+            packed = torch.empty_like(packed)
         layout.contract(layout.place(weights, scattered, dense), summed, neighbours)
-        out = layout.output(torch.mm(layout.packed(summed, packed), weight.t()), bias)
-        ctx.layout = layout
+        kept = layout.packed(summed, packed)
+        out = layout.output(torch.mm(kept, weight.t()), bias)
+        ctx.layout, ctx.summed = layout, kept if keep else None
         ctx.save_for_backward(pairs, weight, *params)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        layout = ctx.layout
+        layout, summed = ctx.layout, ctx.summed
         stages = layout.stages
         pairs, weight, *params = ctx.saved_tensors
         scratch = stages.workspace.views(layout.backward_shapes(), pairs)
         count = 2 * (len(stages.widths) - 1)
         inputs, normalised = stages.recompute(pairs, tuple(params), scratch[:count])
         spares = scratch[count : count + 2]
-        scattered, summed, grad_summed, packed, neighbours, grad_weights, dense = scratch[count + 2 :]
+        scattered, grad_summed, grad_packed, neighbours, grad_weights, dense = scratch[count + 2 :]
         placed = layout.place(inputs[-1], scattered, dense)
-        layout.contract(placed, summed, neighbours)
-        packed = layout.packed(summed, packed)
+        layout.gather_neighbours(neighbours)
         grad_bias = grad.sum(0)
         if layout.scale is not None:
             grad = grad * layout.scale
-        grad_linear = grad.t() @ packed
-        grad_summed = layout.unpacked(torch.mm(grad, weight, out=packed), grad_summed)
+        grad_linear = grad.t() @ summed
+        grad_summed = layout.unpacked(torch.mm(grad, weight, out=grad_summed if layout.rows is None else grad_packed), grad_summed)
         grad_values, grad_placed = layout.contract_backward(grad_summed, placed, neighbours, grad_weights)
         grad_weights = layout.valid_rows(grad_placed, spares[len(params) // (2 if stages.norms is None else 4) % 2])
         grad_pairs, grad_params = stages.backward(grad_weights, tuple(params), inputs, normalised, spares, ctx.needs_input_grad[0])
@@ -287,22 +313,26 @@ class Layout:
     (``index`` ``(B, m, k)``), or point ``j`` itself when ``index`` is ``None`` (``k = n``);
     ``rows`` are the flat indices (into ``B m``) of the real queries, ``None`` when all are real;
     ``slots`` the flat indices (into ``B m k``) of the valid pairs, ``None`` when all are valid;
-    ``scale`` ``(R, 1)`` the per-query factor ``s_u`` of the real queries, or ``None``.
+    ``scale`` ``(R, 1)`` the per-query factor ``s_u`` of the real queries, or ``None``;
+    ``backward``: whether a backward pass will follow (it sizes the workspace).
     ``S`` is stored ``(B m, out * c)``, laid out ``(w, c)``.
     """
 
     def __init__(
         self, stages: Stages, values: Tensor, index: Tensor | None, shape: tuple[int, int, int],
-        rows: Tensor | None, slots: Tensor | None, scale: Tensor | None,
+        rows: Tensor | None, slots: Tensor | None, scale: Tensor | None, backward: bool = True,
     ) -> None:
         self.stages, self.values, self.index, self.shape, self.rows = stages, values, index, shape, rows
         self.slots, self.scale = slots, scale
+        self.padding: Tensor | None = None  # the padded queries' rows, found when first needed
+        self.positions: Tensor | None = None  # dense form: where the valid pairs' weights go
         self.batch, self.points, self.channels = values.shape
         self.pairs = math.prod(shape)
         self.queries = shape[0] * shape[1]
         self.out = stages.widths[-1]
         self.real = self.queries if rows is None else rows.numel()
-        stages.workspace.reserve(sum(math.prod(s) for s in self.backward_shapes()))
+        shapes = self.backward_shapes() if backward else stages.forward_shapes() + self.forward_shapes()
+        stages.workspace.reserve(sum(math.prod(s) for s in shapes))
 
     def common_shapes(self) -> list[tuple[int, ...]]:
         """Scattered weights (gather form), ``S``, gathered neighbours (gather form), permuted weights (dense form), packed ``S``."""
@@ -318,10 +348,9 @@ class Layout:
         return self.common_shapes()
 
     def backward_shapes(self) -> list[tuple[int, ...]]:
-        """Workspace of the backward pass: the stages', scattered weights, ``S``, ``g_S``, packed rows, neighbours, ``g_w``, dense weights."""
+        """Workspace of the backward pass: the stages', scattered weights, ``g_S``, its packed rows, neighbours, ``g_w``, dense weights."""
         scattered, summed, neighbours, dense, packed = self.common_shapes()
-        gradient = (self.queries if self.rows is not None else 0, self.out * self.channels)
-        return self.stages.scratch_shapes() + [scattered, summed, gradient, packed, neighbours, (self.pairs, self.out), dense]
+        return self.stages.scratch_shapes() + [scattered, summed, packed, neighbours, (self.pairs, self.out), dense]
 
     def place(self, weights: Tensor, scattered: Tensor, dense: Tensor) -> Tensor:
         """The valid pairs' ``(V, out)`` weights laid out for :meth:`contract`, zeros on invalid pairs.
@@ -335,13 +364,17 @@ class Layout:
         permuted = dense.view(batch, m, self.out, k)
         if self.slots is None:
             return permuted.copy_(weights.view(batch, m, k, self.out).permute(0, 1, 3, 2))
-        permuted.zero_().view(batch * m, self.out, k).permute(0, 2, 1).index_put_(self.pair_slots(), weights)
+        permuted.zero_().view(-1).scatter_(0, self.dense_positions().view(-1), weights.reshape(-1))
         return permuted
 
-    def pair_slots(self) -> tuple[Tensor, Tensor]:
-        """``(query, neighbour)`` of each valid pair: flat query index into ``B m`` and position in ``k``."""
-        k = self.shape[2]
-        return torch.div(self.slots, k, rounding_mode="floor"), self.slots % k
+    def dense_positions(self) -> Tensor:
+        """``(V, out)`` flat positions in the dense ``(B m, out, k)`` layout of each valid pair's weights (found once)."""
+        if self.positions is None:
+            k = self.shape[2]
+            query, neighbour = torch.div(self.slots, k, rounding_mode="floor"), self.slots % k
+            offsets = torch.arange(self.out, device=self.slots.device) * k
+            self.positions = (query * (self.out * k) + neighbour)[:, None] + offsets
+        return self.positions
 
     def valid_rows(self, grad_placed: Tensor, spare: Tensor) -> Tensor:
         """The valid pairs' ``(V, out)`` rows of ``g_w`` laid out as by :meth:`place` (in ``spare`` (flat), or fresh)."""
@@ -354,7 +387,7 @@ class Layout:
         per_pair = grad_placed.view(batch * m, self.out, k).permute(0, 2, 1)
         if self.slots is None:
             return spare[: self.pairs * self.out].view(batch * m, k, self.out).copy_(per_pair).view(-1, self.out)
-        return per_pair[self.pair_slots()]
+        return torch.take(grad_placed, self.dense_positions())
 
     def output(self, product: Tensor, bias: Tensor) -> Tensor:
         """``s_u (S_u L^T) + b`` from the real queries' ``S L^T`` ``(R, c_out)``, in place."""
@@ -368,9 +401,15 @@ class Layout:
         if self.index is None:
             torch.bmm(placed.view(batch, m * self.out, k), self.values, out=summed.view(batch, m * self.out, self.channels))
         else:
-            gathered = gather_points(self.values, self.index, out=neighbours).view(batch * m, k, self.channels)
+            self.gather_neighbours(neighbours)
+            gathered = neighbours.view(batch * m, k, self.channels)
             weights = placed.view(batch * m, k, self.out).transpose(1, 2)
             torch.bmm(weights, gathered, out=summed.view(batch * m, self.out, self.channels))
+
+    def gather_neighbours(self, neighbours: Tensor) -> None:
+        """The gathered ``(P, c)`` neighbour values into ``neighbours`` (gather form; nothing in the dense form)."""
+        if self.index is not None:
+            gather_points(self.values, self.index, out=neighbours)
 
     def packed(self, summed: Tensor, out: Tensor) -> Tensor:
         """The real queries' rows of ``summed`` (``summed`` itself when every query is real)."""
@@ -378,13 +417,17 @@ class Layout:
 
     def unpacked(self, grad_packed: Tensor, out: Tensor) -> Tensor:
         """``g_S`` ``(B m, out c)`` from the real rows' gradient (zeros on padded queries)."""
-        return grad_packed if self.rows is None else out.zero_().index_copy_(0, self.rows, grad_packed)
+        if self.rows is None:
+            return grad_packed
+        if self.padding is None:
+            real = torch.zeros(self.queries, dtype=torch.bool, device=self.rows.device).index_fill_(0, self.rows, True)
+            self.padding = (~real).nonzero().squeeze(1)
+        return out.index_fill_(0, self.padding, 0.0).index_copy_(0, self.rows, grad_packed)
 
     def contract_backward(self, grad_summed: Tensor, placed: Tensor, neighbours: Tensor, grad_placed: Tensor) -> tuple[Tensor, Tensor]:
         """``(g_f (B, n, c), g_w)``, ``g_w`` written into ``grad_placed`` (``P out`` elements) laid out as ``placed``.
 
-        Follows :meth:`contract` on the same buffers: in the gather form ``neighbours`` holds
-        the gathered values.
+        In the gather form ``neighbours`` holds the gathered values (:meth:`gather_neighbours`).
         """
         batch, m, k = self.shape
         if self.index is None:

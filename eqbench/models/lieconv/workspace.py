@@ -1,6 +1,6 @@
 """Scratch memory shared by the layers of one LieConv forward (and backward) pass.
 
-LieConv's pair-level temporaries (random selection keys, weight-network stages, gathered
+LieConv's pair-level temporaries (weight-network stages, scattered kernel weights, gathered
 neighbour values) are tens of megabytes per layer. Allocating them afresh in every layer
 costs more than the arithmetic on them: large blocks come straight from the operating system
 and every fresh page faults on first touch (glibc serves blocks above 32 MB by ``mmap``).
