@@ -127,8 +127,8 @@ def eqbench_check(request: pytest.FixtureRequest) -> Callable[..., EntryResult]:
     ) -> EntryResult:
         settings = {**defaults, **options}
         model = settings.pop("model", None) if model is None else model
-        seed = settings.pop("seed", 0) if seed is None else seed
-        settings.pop("seed", None)
+        marker_seed = settings.pop("seed", 0)
+        seed = marker_seed if seed is None else seed
         if model is None:
             raise pytest.UsageError("eqbench_check needs a model (or a registered name, or @pytest.mark.eqbench(model=...))")
         if isinstance(model, str):

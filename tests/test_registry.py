@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
-import textwrap
 
 import pytest
 import torch

@@ -25,7 +25,7 @@ from eqbench.actions.base import Action, DataError
 from eqbench.actions.composite import Composite
 from eqbench.check.forward import Float64Model, ModelFailure, evaluate
 from eqbench.check.metrics import ErrorTable, error_table
-from eqbench.groups.base import Group, Params
+from eqbench.groups.base import Group
 from eqbench.groups.element import Element
 from eqbench.inputs.base import InputGenerator, InputStructure
 
@@ -141,11 +141,6 @@ def acts_exactly(action: Action, g: Element) -> bool:
         return all(acts_exactly(sub, g) for sub in action.fields.values())
     is_exact = getattr(action, "is_exact", None)
     return True if is_exact is None else bool(is_exact(g))
-
-
-def cat_params(params: list[Params]) -> Params:
-    """Concatenate parameter batches of one group (same keys)."""
-    return {key: torch.cat([p[key] for p in params]) for key in params[0]}
 
 
 class InputSource:

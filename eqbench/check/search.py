@@ -56,11 +56,11 @@ import torch
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 
-from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, cat_params, evaluate_cases
+from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, evaluate_cases
 from eqbench.check.forward import ModelFailure
 from eqbench.check.noise import noise_floor
 from eqbench.check.verdict import exact_threshold, failure_threshold
-from eqbench.groups.base import Params
+from eqbench.groups.base import Params, cat_params
 from eqbench.inputs.base import InputStructure
 
 #: Model evaluations allowed beyond ``max_examples`` for the target and shrink phases.

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -49,3 +50,28 @@ def load_models(plugins: Sequence[str]) -> list[ModelEntry]:
         return registry.load_all(plugins)
     except registry.RegistryError as error:
         raise UsageError(str(error)) from error
+
+
+def int_at_least(minimum: int, word: str) -> Callable[[str], int]:
+    """An argparse ``type`` for integers ``>= minimum``; ``word`` names the range in its error ("positive")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {word} integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a {word} integer, got {value}")
+        return value
+
+    return parse
+
+
+def write_output(path: Path, text: str, option: str) -> None:
+    """Write ``text`` to the ``option`` file ``path`` atomically; a failure is a :class:`UsageError` naming both."""
+    from eqbench.atomic import write_text_atomic
+
+    try:
+        write_text_atomic(path, text)
+    except OSError as error:
+        raise UsageError(f"cannot write {option} {path}: {error.strerror or error}") from error

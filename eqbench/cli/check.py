@@ -18,7 +18,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from eqbench.cli import UsageError, add_plugin_argument, load_models, make_console
+from eqbench.cli import (
+    UsageError,
+    add_plugin_argument,
+    int_at_least,
+    load_models,
+    make_console,
+    write_output,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -54,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_plugin_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of inputs, group elements and model weights (default 0)")
     parser.add_argument(
-        "--examples", type=_non_negative_int, metavar="N", help="hypothesis search examples per model (default: per model)"
+        "--examples", type=int_at_least(0, "non-negative"), metavar="N", help="hypothesis search examples per model (default: per model)"
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write a JSON list of result records to FILE (atomically)")
 
@@ -111,7 +118,13 @@ def select_entries(
 def check_entries(selected: Sequence[ModelEntry], seed: int, examples: int | None) -> list[EntryResult]:
     """Run each entry's check in turn, with a progress bar on stderr when it is a terminal."""
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from eqbench.registry import run_entry
 
@@ -150,22 +163,7 @@ def results_table(selected: Sequence[ModelEntry], results: Sequence[EntryResult]
 
 def write_records(path: Path, records: list[dict]) -> None:
     """Write ``records`` as an indented JSON list, atomically (temporary file, then ``os.replace``)."""
-    from eqbench.reports.files import write_text_atomic
-
     missing = [f for f in RECORD_FIELDS if any(f not in r for r in records)]
     if missing:
         raise RuntimeError(f"check records lack the field(s) {missing}")
-    try:
-        write_text_atomic(path, json.dumps(records, indent=2) + "\n")
-    except OSError as error:
-        raise UsageError(f"cannot write --json {path}: {error.strerror or error}") from error
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+    write_output(path, json.dumps(records, indent=2) + "\n", "--json")

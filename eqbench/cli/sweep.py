@@ -30,7 +30,16 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from eqbench.cli import UsageError, add_plugin_argument, load_models, make_console
+from eqbench.cli import (
+    UsageError,
+    add_plugin_argument,
+    int_at_least,
+    load_models,
+    make_console,
+    write_output,
+)
+
+POSITIVE = int_at_least(1, "positive")
 
 if TYPE_CHECKING:
     from eqbench.check import SweepResult
@@ -48,11 +57,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="a registered model name (see `eqbench list`)")
     parser.add_argument("--param", required=True, help="the model's integer sample-count attribute (e.g. nbhd, liftsamples)")
-    parser.add_argument("--values", required=True, nargs="+", type=_positive_int, metavar="N", help="sample counts (3 or more)")
-    parser.add_argument("--points", type=_positive_int, metavar="N", help="points per input (default: the inputs' default)")
-    parser.add_argument("--repeats", type=_positive_int, default=4, metavar="R", help="independent draws per count (default 4)")
-    parser.add_argument("--inputs", type=_positive_int, default=4, metavar="N", help="inputs per count (default 4)")
-    parser.add_argument("--elements", type=_positive_int, default=8, metavar="N", help="group elements per input (default 8)")
+    parser.add_argument("--values", required=True, nargs="+", type=POSITIVE, metavar="N", help="sample counts (3 or more)")
+    parser.add_argument("--points", type=POSITIVE, metavar="N", help="points per input (default: the inputs' default)")
+    parser.add_argument("--repeats", type=POSITIVE, default=4, metavar="R", help="independent draws per count (default 4)")
+    parser.add_argument("--inputs", type=POSITIVE, default=4, metavar="N", help="inputs per count (default 4)")
+    parser.add_argument("--elements", type=POSITIVE, default=8, metavar="N", help="group elements per input (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, inputs, elements and draws (default 0)")
     add_plugin_argument(parser)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the rate and the table as JSON to FILE (atomically)")
@@ -88,9 +97,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     console.print(result.format(), markup=False, highlight=False)
     if args.json is not None:
-        _write(args.json, json.dumps(sweep_record(result, args.param), indent=2) + "\n", "--json")
+        write_output(args.json, json.dumps(sweep_record(result, args.param), indent=2) + "\n", "--json")
     if args.csv is not None:
-        _write(args.csv, result.table.rename(columns={"samples": args.param}).to_csv(index=False), "--csv")
+        write_output(args.csv, result.table.rename(columns={"samples": args.param}).to_csv(index=False), "--csv")
     if result.rate_high < 0:
         return 0
     console.print(f"[bold red]the error does not fall with {args.param}: the 95% interval of the rate reaches {result.rate_high:.3f}[/]")
@@ -150,22 +159,3 @@ def sweep_record(result: SweepResult, param: str) -> dict[str, Any]:
         "r_squared": result.r_squared,
         "rows": result.table.to_dict(orient="records"),
     }
-
-
-def _write(path: Path, text: str, option: str) -> None:
-    from eqbench.reports.files import write_text_atomic
-
-    try:
-        write_text_atomic(path, text)
-    except OSError as error:
-        raise UsageError(f"cannot write {option} {path}: {error.strerror or error}") from error
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value

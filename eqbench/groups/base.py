@@ -30,6 +30,11 @@ from eqbench.groups.element import Element
 Params = dict[str, Tensor]
 
 
+
+def cat_params(params: list[Params]) -> Params:
+    """Concatenate parameter batches of one group (same keys)."""
+    return {key: torch.cat([p[key] for p in params]) for key in params[0]}
+
 class Group(ABC):
     """A symmetry group acting on R^d (``space_dim``) and/or on the point axis.
 

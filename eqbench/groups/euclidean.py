@@ -18,7 +18,7 @@ from eqbench.groups.element import Element
 from eqbench.groups.reflections import O2, O3
 from eqbench.groups.rotations2d import SO2
 from eqbench.groups.rotations3d import SO3, hat, rotation_series
-from eqbench.groups.strategies import float_param
+from eqbench.groups.strategies import batch1, float_param
 
 
 def translation_generators(dim: int) -> Tensor:
@@ -55,7 +55,7 @@ class Translations(ComparedByValue, Group):
 
     def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
         coordinate = float_param(-3 * self.sigma, 3 * self.sigma)
-        return st.tuples(*[coordinate] * self.space_dim).map(lambda t: {"translation": torch.tensor([t], dtype=torch.float64)})
+        return st.tuples(*[coordinate] * self.space_dim).map(lambda t: {"translation": batch1(t)})
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
         return self.element({"translation": torch.zeros(n, self.space_dim, dtype=torch.float64)})

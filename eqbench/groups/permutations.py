@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from eqbench.groups.base import Group, Params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
+from eqbench.groups.strategies import batch1
 
 #: 7!: the largest S_N that ``elements()`` enumerates.
 MAX_ENUMERATED = 5040
@@ -54,7 +55,7 @@ class Symmetric(ComparedByValue, Group):
 
     def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
         size = self.size(num_points)
-        return st.permutations(range(size)).map(lambda p: {"permutation": torch.tensor([p], dtype=torch.long)})
+        return st.permutations(range(size)).map(lambda p: {"permutation": batch1(p, torch.long)})
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
         return Element(permutation=torch.arange(self.size(num_points)).expand(n, -1).clone())

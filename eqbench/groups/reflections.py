@@ -16,13 +16,13 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
-from eqbench.groups.base import Group, Params
+from eqbench.groups.base import Group, Params, cat_params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
 from eqbench.groups.polygons import Cyclic
 from eqbench.groups.rotations2d import SO2
 from eqbench.groups.rotations3d import SO3
-from eqbench.groups.strategies import bernoulli
+from eqbench.groups.strategies import batch1, bernoulli
 
 
 class WithReflection(ComparedByValue, Group):
@@ -51,7 +51,7 @@ class WithReflection(ComparedByValue, Group):
 
     def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
         return st.tuples(self.rotations.params_strategy(), st.integers(0, 1)).map(
-            lambda v: {**v[0], "reflect": torch.tensor([v[1]], dtype=torch.long)}
+            lambda v: {**v[0], "reflect": batch1(v[1], torch.long)}
         )
 
     @property
@@ -75,7 +75,7 @@ class WithReflection(ComparedByValue, Group):
         rotations = self.rotations.enumerate_params()
         count = self.rotations.order()
         flags = torch.cat([torch.zeros(count, dtype=torch.long), torch.ones(count, dtype=torch.long)])
-        return {**{key: value.repeat(2, *[1] * (value.dim() - 1)) for key, value in rotations.items()}, "reflect": flags}
+        return {**cat_params([rotations, rotations]), "reflect": flags}
 
 
 class O2(WithReflection):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from eqbench.groups.base import Group, Params
 from eqbench.groups.element import Element
+from eqbench.groups.strategies import batch1
 
 
 class CyclicTranslations(Group):
@@ -48,7 +49,7 @@ class CyclicTranslations(Group):
     def params_strategy(self, num_points: int | None = None) -> Any:
         self._check_points(num_points)
         shifts = st.tuples(st.integers(0, self.height - 1), st.integers(0, self.width - 1))
-        return shifts.map(lambda s: {"shift": torch.tensor([s], dtype=torch.long)})
+        return shifts.map(lambda s: {"shift": batch1(s, torch.long)})
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
         return self.element({"shift": torch.zeros(n, 2, dtype=torch.long)})
