@@ -48,11 +48,11 @@ from tabulate import tabulate
 from torch import nn
 
 from eqbench.actions import Invariant
+from eqbench.atomic import write_text_atomic
 from eqbench.check import check_equivariance
 from eqbench.groups import E3, Symmetric
 from eqbench.inputs import PointCloudInputs
 from eqbench.models.controls import DistanceMLP
-from eqbench.reports import write_text_atomic
 from suites.timing import interleaved_medians
 
 ROOT = Path(__file__).resolve().parent.parent

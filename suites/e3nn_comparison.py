@@ -48,12 +48,12 @@ from hypothesis import strategies as st
 from tabulate import tabulate
 from torch import Tensor, nn
 
-from eqbench.actions import Action, Irreps, Points, Tuple
+from eqbench.actions import Action, Irreps, Tuple
+from eqbench.atomic import write_text_atomic
 from eqbench.check import check_equivariance
 from eqbench.groups import E3, O3
 from eqbench.groups.base import Group
 from eqbench.inputs import InputGenerator, InputStructure, PointCloudInputs
-from eqbench.reports import write_text_atomic
 from suites.timing import interleaved_medians
 
 FEATURES = "8x0e+8x1o"

@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("GPU peaks are torch.cuda.max_memory_allocated, not comparable with the reference's CPU peak RSS")
     print("\n".join(lines))
     if args.out is not None:
-        from eqbench.reports.files import write_text_atomic
+        from eqbench.atomic import write_text_atomic
 
         command = "python -m suites.lieconv_ratios " + " ".join(argv if argv is not None else sys.argv[1:])
         write_text_atomic(args.out, f"# LieConv vs the reference LieConv\n\nMeasured by `{command.strip()}`.\n\n" + "\n".join(lines) + "\n")

@@ -12,9 +12,8 @@ import torch
 from torch import nn
 
 from eqbench.actions import Scalars
-from eqbench.check import check_equivariance, equivariance_error, lie_derivative
-from eqbench.groups import SO2, CyclicTranslations
-from eqbench.groups.element import Element
+from eqbench.check import check_equivariance
+from eqbench.groups import CyclicTranslations
 from eqbench.inputs import GridSignalInputs
 from eqbench.models.lconv import (
     LConv,
@@ -28,12 +27,10 @@ from eqbench.models.lconv import (
     sites_to_images,
     spectral_derivative_matrix,
 )
-from eqbench.suite.lconv import GridRotation
 from eqbench.tasks.images import (
     image_variant,
     pixel_permutation,
     rotate_images,
-    rotation_matrices,
     scramble_pixels,
 )
 

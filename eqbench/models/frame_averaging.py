@@ -132,10 +132,11 @@ class PCAFrames:
         eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
         eigenvalues, eigenvectors = eigenvalues.flip(-1), eigenvectors.flip(-1)  # decreasing
         signs = _sign_choices(dim, self.proper, x.device)
+        relative = eigenvalues / eigenvalues.sum(-1, keepdim=True).clamp_min(torch.finfo(eigenvalues.dtype).tiny)
         if self.degeneracy == "naive":
             degenerate = torch.zeros(batch, dtype=torch.bool, device=x.device)
         else:
-            degenerate = self._degenerate_items(eigenvalues)
+            degenerate = self._degenerate_items(relative)
         if self.degeneracy == "raise" and bool(degenerate.any()):
             item = int(torch.nonzero(degenerate)[0])
             raise DegenerateFrameError(
@@ -144,7 +145,7 @@ class PCAFrames:
             )
         if bool(degenerate.any()):
             bases = [
-                self._multiplicity_bases(centred[item], eigenvalues[item], eigenvectors[item])
+                self._multiplicity_bases(centred[item], relative[item], eigenvectors[item])
                 if degenerate[item]
                 else eigenvectors[item : item + 1]
                 for item in range(batch)
@@ -160,17 +161,14 @@ class PCAFrames:
         owner = torch.repeat_interleave(torch.arange(batch, device=x.device), counts)
         return Frames(rotations, centre[owner], owner, counts, degenerate, centre)
 
-    def _degenerate_items(self, eigenvalues: Tensor) -> Tensor:
-        """``(B,)`` items with a cluster of ``>= 2`` eigenvalues above the null threshold."""
-        scale = eigenvalues.sum(-1, keepdim=True).clamp_min(torch.finfo(eigenvalues.dtype).tiny)
-        relative = eigenvalues / scale
+    def _degenerate_items(self, relative: Tensor) -> Tensor:
+        """``(B,)`` items with a cluster of ``>= 2`` eigenvalues above the null threshold (eigenvalues over their sum)."""
         close = (relative[:, :-1] - relative[:, 1:]) < self.gap_tolerance
         extended = relative[:, :-1] > self.null_tolerance
         return (close & extended).any(dim=1)
 
-    def _multiplicity_bases(self, centred: Tensor, eigenvalues: Tensor, eigenvectors: Tensor) -> Tensor:
-        """``(K, d, d)`` candidate bases of one degenerate item: the product of each cluster's candidates."""
-        relative = eigenvalues / eigenvalues.sum().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
+    def _multiplicity_bases(self, centred: Tensor, relative: Tensor, eigenvectors: Tensor) -> Tensor:
+        """``(K, d, d)`` candidate bases of one degenerate item (``relative``: eigenvalues over their sum): the product of each cluster's candidates."""
         per_cluster = []
         for start, stop in _clusters(relative, self.gap_tolerance):
             basis = eigenvectors[:, start:stop]

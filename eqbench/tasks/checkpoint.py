@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eqbench.reports.files import write_atomic
+from eqbench.atomic import write_atomic
 
 FORMAT = 1
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from eqbench.reports.files import write_atomic
+from eqbench.atomic import write_atomic
 
 CACHE_ENV = "EQBENCH_CACHE"
 

@@ -20,21 +20,14 @@ import math
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from eqbench.actions import GridImage
 from eqbench.groups.element import Element
+from eqbench.groups.rotations2d import rotation_matrix
 from eqbench.models.lconv import band_limited_rotate
 
 VARIANTS = ("plain", "rotated", "scrambled", "rotated_scrambled")
 INTERPOLATIONS = ("bilinear", "band_limited")
-
-
-def rotation_matrices(angles: Tensor) -> Tensor:
-    """``(B, 2, 2)`` float64 counter-clockwise rotation matrices for ``angles`` ``(B,)``."""
-    angles = angles.to(torch.float64)
-    cos, sin = torch.cos(angles), torch.sin(angles)
-    return torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
 
 
 def rotate_images(images: Tensor, angles: Tensor, interpolation: str = "bilinear") -> Tensor:
@@ -45,7 +38,7 @@ def rotate_images(images: Tensor, angles: Tensor, interpolation: str = "bilinear
     if interpolation == "bilinear":
         if images.shape[-1] != images.shape[-2]:
             raise ValueError(f"bilinear rotation needs square images (H == W), got {tuple(images.shape)}")
-        return GridImage().apply(Element(matrix=rotation_matrices(angles)), images)
+        return GridImage().apply(Element(matrix=rotation_matrix(angles)), images)
     if interpolation == "band_limited":
         return band_limited_rotate(images, angles)
     raise ValueError(f"unknown interpolation {interpolation!r}; known: {INTERPOLATIONS}")
@@ -94,23 +87,6 @@ def image_variant(
     if variant in ("scrambled", "rotated_scrambled"):
         out = scramble_pixels(out, pixel_permutation(images.shape[-2], images.shape[-1], seed))
     return out
-
-
-class ImageVariantDataset(Dataset):
-    """``(image, label)`` pairs of :func:`image_variant` applied once, up front, to a labelled image tensor."""
-
-    def __init__(self, images: Tensor, labels: Tensor, variant: str, *, seed: int = 0, max_angle: float = math.pi) -> None:
-        if labels.shape[:1] != images.shape[:1]:
-            raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-        self.images = image_variant(images, variant, seed=seed, max_angle=max_angle)
-        self.labels = labels
-        self.variant = variant
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.images[index], self.labels[index]
 
 
 def _check_images(images: Tensor) -> None:

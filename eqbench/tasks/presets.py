@@ -28,8 +28,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-PRESET_NAMES = ("paper", "small")
-
 
 @dataclass(frozen=True)
 class Preset:

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from eqbench.reports.files import write_text_atomic
+from eqbench.atomic import write_text_atomic
 
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"

@@ -21,9 +21,6 @@ from eqbench.models.lieconv.groups.base import LiftingGroup
 from eqbench.models.lieconv.groups.translations import TranslationLift
 from eqbench.models.lieconv.network import LieResNet
 
-#: Crop radius of the reference's rotMNIST model (28 x 28 images -> 648 pixels).
-MNIST_RADIUS = 15.0
-
 
 def pixel_grid(height: int, width: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
     """``(H, W, 2)`` pixel coordinates spanning ``[-H/2, H/2] x [-W/2, W/2]`` (the reference's grid)."""

@@ -115,10 +115,7 @@ class LieResNet(nn.Module):
         self.group = check_group(group)
         if not 0.0 < ds_frac <= 1.0:
             raise ValueError(f"ds_frac must be in (0, 1], got {ds_frac!r}")
-        if not isinstance(liftsamples, int) or liftsamples < 1 or (liftsamples > 1 and not group.random_lift):
-            raise ValueError(
-                f"liftsamples must be a positive integer, and 1 for {group.name} (every point has one lift), got {liftsamples!r}"
-            )
+        self.group.check_samples(liftsamples)
         if pool not in POOLS or orbit_labels not in ORBIT_LABELS:
             raise ValueError(f"pool must be one of {POOLS} and orbit_labels one of {ORBIT_LABELS}, got {pool!r}, {orbit_labels!r}")
         if pool == "gigp" and orbit_labels == "lift" and group.orbit_dim != 1:
@@ -181,7 +178,8 @@ class LieResNet(nn.Module):
             labels = None if labels is None else labels.repeat_interleave(samples, 1)
         sizes = self.query_sizes(lift.size)
         with torch.no_grad():
-            distances = self.group.pair_distances(Lift(lift.elements.detach(), lift.orbits.detach()), Lift(lift.elements.detach(), lift.orbits.detach()))
+            detached = Lift(lift.elements.detach(), lift.orbits.detach())
+            distances = self.group.pair_distances(detached, detached)
         if sizes[1] < sizes[0]:
             order = farthest_point_order(distances, mask, sizes[1], generator)
             lift, values, mask = lift.take(order), gather_points(values, order), gather_points(mask[..., None], order)[..., 0]

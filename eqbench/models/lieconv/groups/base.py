@@ -141,13 +141,17 @@ class LiftingGroup(ABC):
         """
         if points.dim() != 3 or points.shape[-1] != self.space_dim:
             raise ValueError(f"{self.name} lifts points of shape (B, n, {self.space_dim}), got {tuple(points.shape)}")
+        self.check_samples(samples)
+        return self.lift_points(points, samples, generator)
+
+    def check_samples(self, samples: object) -> None:
+        """Raise ``ValueError`` unless ``samples`` is a positive int, and 1 for a deterministic lift."""
         if not isinstance(samples, int) or samples < 1:
             raise ValueError(f"liftsamples must be a positive integer, got {samples!r}")
         if samples > 1 and not self.random_lift:
             raise ValueError(
                 f"{self.name} has trivial stabilisers: every point has exactly one lift, so liftsamples must be 1, got {samples}"
             )
-        return self.lift_points(points, samples, generator)
 
     @abstractmethod
     def lift_points(self, points: Tensor, samples: int, generator: torch.Generator | None) -> Lift:

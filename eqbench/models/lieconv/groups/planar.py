@@ -57,12 +57,6 @@ def unsigned_zeros(dot: Tensor) -> Tensor:
     return dot.masked_fill_(dot == 0, 0.0)
 
 
-def unit_angle_features(cos: Tensor, sin: Tensor) -> Tensor:
-    """``(cos theta, sin theta)`` of the angle of ``(cos, sin) * rho`` for any ``rho >= 0`` (zero stays zero)."""
-    pair = torch.stack([cos, sin], -1)
-    return pair / safe_norm(pair, keepdim=True).clamp_min(torch.finfo(pair.dtype).tiny)
-
-
 def all_pairs_dot_cross(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     """``u_i . v_j`` (zeros unsigned) and ``v_j x u_i`` for ``(B, m, 2)`` and ``(B, n, 2)`` as two batched matrix products."""
     perpendicular = torch.stack([-v[..., 1], v[..., 0]], -1)
