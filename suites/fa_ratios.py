@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         f"n-body forward pass: {args.batch} systems x {args.particles} particles, {args.layers} layers, hidden {widths}; "
         f"{device}, torch {torch.__version__}, median of {rounds} interleaved rounds"
     )
-    print(tabulate(rows, headers=["model", "ms / forward", "x EGNN", "x GNN", "paper s", "paper x EGNN"]))
+    print(tabulate(rows, headers=["model", "ms / forward", "x EGNN", "x GNN", "paper s", "paper x EGNN"], disable_numparse=True))
     print(
         f"FA-GNN / EGNN = {seconds['FA-GNN'] / seconds['EGNN']:.2f} here vs "
         f"{PAPER_SECONDS['FA-GNN'] / PAPER_SECONDS['EGNN']:.2f} in the paper"
