@@ -93,7 +93,9 @@ def test_search_finds_and_shrinks_the_symmetric_clouds_that_break_the_naive_fram
     """In float64: the float32 check measures each example's noise floor against the float64 twin, and on an
     exactly symmetric cloud the naive frame differs between the two evaluations, so its failures hide in the floor."""
     group, clouds = E3() * Symmetric(), PointCloudInputs(min_points=3, max_points=6, degenerate=("symmetric",))
-    options = {"expected": "exact", "n_inputs": 1, "n_elements": 4, "search_examples": 15, "seed": 0, "dtype": torch.float64}
+    # 25 examples: 15 caught the symmetric cloud on 29 of 30 seeds when every eqbench module was loaded
+    # (hypothesis mixes constants from the loaded local modules into its draws), 25 on 30 of 30.
+    options = {"expected": "exact", "n_inputs": 1, "n_elements": 4, "search_examples": 25, "seed": 0, "dtype": torch.float64}
     naive = check_equivariance(averaged("E", "vectors", "naive").double(), group, clouds, Points(), Vectors(), **options)
     assert str(naive.verdict) == "violated", str(naive)
     example = naive.counterexample

@@ -158,6 +158,7 @@ class InputSource:
             in_action.validate(inputs, "inputs")
             self.value = in_action.cast(inputs, torch.float64)
         self._cache: dict[InputStructure, Any] = {}
+        self._draw_from: Any = None
 
     def batch(self, structure: InputStructure | None) -> Any:
         """The float64 batch for ``structure`` (validated; the concrete value for ``None``)."""
@@ -187,3 +188,14 @@ class InputSource:
         if self.generator is None:
             return st.tuples(st.none(), st.integers(0, self.in_action.batch_size(self.value) - 1))
         return st.tuples(self.generator.structure_strategy(batch=1), st.just(0))
+
+    def draw(self, draw: st.DrawFn) -> tuple[InputStructure | None, int]:
+        """What :meth:`strategy` draws, drawn inside a search composite with one nesting level less."""
+        if self._draw_from is None:
+            self._draw_from = (
+                st.integers(0, self.in_action.batch_size(self.value) - 1)
+                if self.generator is None
+                else self.generator.structure_strategy(batch=1)
+            )
+        drawn = draw(self._draw_from)
+        return (None, drawn) if self.generator is None else (drawn, 0)

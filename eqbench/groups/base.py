@@ -6,9 +6,10 @@ A group is defined by the few facts that make it itself; the base class derives 
   (angles, unit quaternions, permutations, integers, ...) as a dict of tensors with a
   leading batch axis, from a caller-seeded ``torch.Generator``;
 * ``element(params)`` turns parameters into a concrete :class:`~eqbench.groups.element.Element`;
-* ``params_strategy(num_points)`` draws the same parameters for *one* element through
+* ``param_choices(num_points)`` draws the same parameters for *one* element through
   ``hypothesis`` primitives, so that a failing element shrinks (an angle towards 0, a
-  permutation towards the identity).
+  permutation towards the identity); ``params_strategy(num_points)`` is their flat strategy
+  (:class:`~eqbench.groups.strategies.ParamChoices`).
 
 Because the random sampler and the hypothesis strategy share one parameterisation, a
 counterexample found by random sampling replays exactly as a hypothesis example.
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor
 
 from eqbench.groups.element import Element
+from eqbench.groups.strategies import ParamChoices
 
 Params = dict[str, Tensor]
 
@@ -39,7 +41,7 @@ class Group(ABC):
     """A symmetry group acting on R^d (``space_dim``) and/or on the point axis.
 
     Subclasses set ``name`` and ``space_dim`` and implement ``sample_params``, ``element``
-    and ``params_strategy``; Lie groups override ``lie_algebra``/``exp``/``log`` and finite
+    and ``param_choices``; Lie groups override ``lie_algebra``/``exp``/``log`` and finite
     groups override ``order``/``enumerate_params``.
     """
 
@@ -60,10 +62,14 @@ class Group(ABC):
         """Turn a batch of parameters into a batch of elements (float64 parts)."""
 
     @abstractmethod
-    def params_strategy(self, num_points: int | None = None) -> Any:
-        """A hypothesis strategy for the parameters of one element (dict of batch-1 tensors)."""
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
+        """The hypothesis primitives of one element's parameters and how to build them (dict of batch-1 tensors)."""
 
     # ----------------------------------------------------------------- derived
+    def params_strategy(self, num_points: int | None = None) -> Any:
+        """A hypothesis strategy for the parameters of one element: the flat :meth:`param_choices`."""
+        return self.param_choices(num_points).strategy()
+
     def sample(self, n: int, generator: torch.Generator, num_points: int | None = None) -> Element:
         """``n`` Haar-distributed elements (see each group's docstring for non-compact parts)."""
         return self.element(self.sample_params(n, generator, num_points))

@@ -9,7 +9,6 @@ with the left Jacobian ``V(w) = sum_k [w]^k / (k + 1)!``.
 from __future__ import annotations
 
 import torch
-from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.groups.base import Group, Params
@@ -18,7 +17,7 @@ from eqbench.groups.element import Element
 from eqbench.groups.reflections import O2, O3
 from eqbench.groups.rotations2d import SO2
 from eqbench.groups.rotations3d import SO3, hat, rotation_series
-from eqbench.groups.strategies import batch1, float_param
+from eqbench.groups.strategies import ParamChoices, batch1, float_param, joined, union
 
 
 def translation_generators(dim: int) -> Tensor:
@@ -53,9 +52,9 @@ class Translations(ComparedByValue, Group):
     def element(self, params: Params) -> Element:
         return Element(translation=params["translation"].to(torch.float64))
 
-    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
         coordinate = float_param(-3 * self.sigma, 3 * self.sigma)
-        return st.tuples(*[coordinate] * self.space_dim).map(lambda t: {"translation": batch1(t)})
+        return ParamChoices((coordinate,) * self.space_dim, lambda v: {"translation": batch1(list(v))})
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
         return self.element({"translation": torch.zeros(n, self.space_dim, dtype=torch.float64)})
@@ -113,8 +112,8 @@ class Euclidean(ComparedByValue, Group):
         rotation = self.rotations.element({k: v for k, v in params.items() if k != "translation"})
         return rotation.with_parts(translation=params["translation"].to(torch.float64))
 
-    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
-        return st.tuples(self.rotations.params_strategy(), self.translations.params_strategy()).map(lambda v: {**v[0], **v[1]})
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
+        return joined([self.rotations.param_choices(), self.translations.param_choices()], union)
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
         return self.rotations.identity(n).with_parts(translation=torch.zeros(n, self.space_dim, dtype=torch.float64))

@@ -15,7 +15,7 @@ from eqbench.groups.base import Group, Params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
 from eqbench.groups.rotations2d import rotation_matrix
-from eqbench.groups.strategies import batch1
+from eqbench.groups.strategies import ParamChoices, batch1
 
 
 def exact_rotation(k: Tensor, n: int) -> Tensor:
@@ -42,8 +42,8 @@ class Cyclic(ComparedByValue, Group):
     def element(self, params: Params) -> Element:
         return Element(matrix=exact_rotation(params["k"].long(), self.n))
 
-    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
-        return st.integers(0, self.n - 1).map(lambda k: {"k": batch1(k, torch.long)})
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
+        return ParamChoices((st.integers(0, self.n - 1),), lambda v: {"k": batch1(v[0], torch.long)})
 
     def order(self, num_points: int | None = None) -> int:
         return self.n

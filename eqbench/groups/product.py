@@ -17,13 +17,12 @@ from __future__ import annotations
 import math
 
 import torch
-from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.groups.base import Group, Params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
-
+from eqbench.groups.strategies import ParamChoices, joined
 
 
 class DirectProduct(ComparedByValue, Group):
@@ -65,11 +64,11 @@ class DirectProduct(ComparedByValue, Group):
     def element(self, params: Params) -> Element:
         return Element.merge([f.element(p) for f, p in zip(self.factors, self._split(params))])
 
-    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
-        def merge(values: tuple[Params, ...]) -> Params:
-            return {f"{i}.{k}": v for i, p in enumerate(values) for k, v in p.items()}
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
+        def merge(parts: list[Params]) -> Params:
+            return {f"{i}.{k}": v for i, p in enumerate(parts) for k, v in p.items()}
 
-        return st.tuples(*(f.params_strategy(num_points) for f in self.factors)).map(merge)
+        return joined([f.param_choices(num_points) for f in self.factors], merge)
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
         return Element.merge([f.identity(n, num_points) for f in self.factors])

@@ -22,7 +22,7 @@ from eqbench.groups.element import Element
 from eqbench.groups.polygons import Cyclic
 from eqbench.groups.rotations2d import SO2
 from eqbench.groups.rotations3d import SO3
-from eqbench.groups.strategies import batch1, bernoulli
+from eqbench.groups.strategies import ParamChoices, batch1, bernoulli, joined, union
 
 
 class WithReflection(ComparedByValue, Group):
@@ -49,10 +49,9 @@ class WithReflection(ComparedByValue, Group):
         rotation = self.rotations.element({k: v for k, v in params.items() if k != "reflect"})
         return Element(matrix=self._reflect(rotation.matrix, params["reflect"]))
 
-    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
-        return st.tuples(self.rotations.params_strategy(), st.integers(0, 1)).map(
-            lambda v: {**v[0], "reflect": batch1(v[1], torch.long)}
-        )
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
+        reflect = ParamChoices((st.integers(0, 1),), lambda v: {"reflect": batch1(v[0], torch.long)})
+        return joined([self.rotations.param_choices(), reflect], union)
 
     @property
     def lie_algebra(self) -> Tensor | None:

@@ -15,7 +15,7 @@ from torch import Tensor
 from eqbench.groups.base import Group, Params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
-from eqbench.groups.strategies import batch1, float_param
+from eqbench.groups.strategies import ParamChoices, batch1, float_param
 
 #: ``J = [[0, -1], [1, 0]]`` in homogeneous form: ``exp(theta J) = R(theta)``.
 ROTATION_GENERATOR = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
@@ -56,8 +56,8 @@ class SO2(ComparedByValue, Group):
     def element(self, params: Params) -> Element:
         return Element(matrix=rotation_matrix(params["angle"]))
 
-    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
-        return angle_strategy().map(lambda a: {"angle": batch1(a)})
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
+        return ParamChoices((angle_strategy(),), lambda v: {"angle": batch1(v[0])})
 
     @property
     def lie_algebra(self) -> Tensor:
@@ -99,10 +99,10 @@ class ScaleRotation(ComparedByValue, Group):
         scale = torch.exp(params["log_scale"].to(torch.float64))
         return Element(matrix=scale[:, None, None] * rotation_matrix(params["angle"]))
 
-    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
         bound = math.log(self.max_scale)
-        return st.tuples(angle_strategy(), float_param(-bound, bound)).map(
-            lambda v: {"angle": batch1(v[0]), "log_scale": batch1(v[1])}
+        return ParamChoices(
+            (angle_strategy(), float_param(-bound, bound)), lambda v: {"angle": batch1(v[0]), "log_scale": batch1(v[1])}
         )
 
     @property

@@ -9,14 +9,16 @@ Quaternions are stored scalar first, ``q = (w, x, y, z)``; ``q`` and ``-q`` are 
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
-from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.groups.base import Group, Params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
-from eqbench.groups.strategies import float_param
+from eqbench.groups.strategies import ParamChoices, float_param
 
 #: Below this squared angle ``exp`` and the SE(3) Jacobian use Taylor series (smooth at 0, so jvp works there).
 SMALL_ANGLE_SQUARED = 1e-8
@@ -43,18 +45,36 @@ def vee(skew: Tensor) -> Tensor:
     return torch.stack([skew[:, 2, 1] - skew[:, 1, 2], skew[:, 0, 2] - skew[:, 2, 0], skew[:, 1, 0] - skew[:, 0, 1]], -1) / 2
 
 
+def quaternion_form() -> Tensor:
+    """The ``(16, 9)`` matrix ``C`` with ``R(q) = (q q^T).flatten() @ C / |q|^2`` for every quaternion ``q = (w, x, y, z)``.
+
+    Each entry of the rotation of a unit quaternion is a quadratic form in ``q``:
+    ``R = (w^2 - |v|^2) I + 2 v v^T + 2 w [v]_x`` with ``v = (x, y, z)``; dividing by ``|q|^2``
+    makes it exact for quaternions of any norm. Cross terms are split evenly between ``q_a q_b``
+    and ``q_b q_a``.
+    """
+    form = torch.zeros(4, 4, 3, 3, dtype=torch.float64)
+    for i in range(3):
+        form[0, 0, i, i] = 1.0
+        for k in range(3):
+            form[k + 1, k + 1, i, i] = 1.0 if k == i else -1.0
+        for j in range(3):
+            if i != j:
+                form[i + 1, j + 1, i, j] = form[j + 1, i + 1, i, j] = 1.0
+    for (i, j), k in {(2, 1): 0, (0, 2): 1, (1, 0): 2}.items():  # 2 w [v]_x: entry (i, j) is +2 w v_k, (j, i) is -2 w v_k
+        form[0, k + 1, i, j] = form[k + 1, 0, i, j] = 1.0
+        form[0, k + 1, j, i] = form[k + 1, 0, j, i] = -1.0
+    return form.reshape(16, 9)
+
+
+QUATERNION_FORM = quaternion_form()
+
+
 def quaternion_to_matrix(q: Tensor) -> Tensor:
-    """Quaternions ``(w, x, y, z)`` of shape ``(B, 4)`` (normalised here) to rotations ``(B, 3, 3)``."""
+    """Quaternions ``(w, x, y, z)`` of shape ``(B, 4)``, any nonzero norm, to rotations ``(B, 3, 3)`` (:func:`quaternion_form`)."""
     q = q.to(torch.float64)
-    w, x, y, z = (q / q.norm(dim=-1, keepdim=True)).unbind(-1)
-    return torch.stack(
-        [
-            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        -2,
-    )
+    outer = (q[:, :, None] * q[:, None, :]).reshape(-1, 16)
+    return (outer @ QUATERNION_FORM.to(q.device) / (q * q).sum(-1, keepdim=True)).reshape(-1, 3, 3)
 
 
 def rotation_series(theta_squared: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -114,15 +134,23 @@ def haar_quaternion(n: int, generator: torch.Generator) -> Tensor:
     return q / q.norm(dim=-1, keepdim=True)
 
 
-def quaternion_strategy() -> st.SearchStrategy[Tensor]:
-    """A ``(1, 4)`` unit quaternion from four floats in [-1, 1] (norm < 0.1 rejected, then normalised).
+def quaternion_choices() -> ParamChoices:
+    """A ``(1, 4)`` unit quaternion from four floats: scalar part ``1 - s``, ``s`` in [0, 2], vector part in [-1, 1]^3.
 
-    The scalar part is drawn as ``1 - s`` with ``s`` in [0, 2], so every float shrinking to 0
-    gives ``(1, 0, 0, 0)``: the identity rotation.
+    Every float shrinking to 0 gives ``(1, 0, 0, 0)``: the identity rotation. The raw
+    quaternion is normalised; one shorter than ``MIN_QUATERNION_NORM`` (a 4-ball holding about
+    3e-5 of the box the floats fill) is read as the identity instead, so that no draw is
+    rejected (a hypothesis filter would cost a draw of its own per example).
     """
     c = float_param(-1.0, 1.0)
-    raw = st.tuples(float_param(0.0, 2.0), c, c, c).map(lambda v: torch.tensor([[1.0 - v[0], v[1], v[2], v[3]]], dtype=torch.float64))
-    return raw.filter(lambda q: float(q.norm()) >= MIN_QUATERNION_NORM).map(lambda q: q / q.norm())
+    return ParamChoices((float_param(0.0, 2.0), c, c, c), lambda v: {"quaternion": unit_quaternion(v)})
+
+
+def unit_quaternion(values: Sequence[float]) -> Tensor:
+    """``(1 - s, x, y, z)`` normalised as a ``(1, 4)`` tensor, or the identity when shorter than ``MIN_QUATERNION_NORM``."""
+    raw = (1.0 - values[0], values[1], values[2], values[3])
+    norm = math.sqrt(sum(c * c for c in raw))
+    return torch.tensor([[c / norm for c in raw] if norm >= MIN_QUATERNION_NORM else [1.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
 
 
 class SO3(ComparedByValue, Group):
@@ -140,8 +168,8 @@ class SO3(ComparedByValue, Group):
     def element(self, params: Params) -> Element:
         return Element(matrix=quaternion_to_matrix(params["quaternion"]))
 
-    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
-        return quaternion_strategy().map(lambda q: {"quaternion": q})
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
+        return quaternion_choices()
 
     @property
     def lie_algebra(self) -> Tensor:

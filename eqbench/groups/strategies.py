@@ -1,11 +1,53 @@
-"""Small helpers shared by the groups' hypothesis strategies (floats that shrink towards 0)."""
+"""Small helpers shared by the groups' hypothesis strategies (floats that shrink towards 0).
+
+A group's search strategy is a flat tuple of hypothesis primitives (:class:`ParamChoices`) and
+one function that builds the parameters from the drawn values. The checker's search draws the
+primitives one by one inside its own ``st.composite`` (:mod:`eqbench.check.search`);
+:meth:`ParamChoices.strategy` (``st.tuples(...).map(build)``) serves everyone else. Nesting a
+strategy per factor instead (SO(3) inside O(3) inside E(3) inside E(3) x S_n, each a
+``tuples(...).map``) draws the same values but costs hypothesis a span, a draw and a map per
+level.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from hypothesis import strategies as st
 from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ParamChoices:
+    """One element's parameters as hypothesis primitives: ``build(values)`` makes the params of the drawn ``values``."""
+
+    strategies: tuple[st.SearchStrategy[Any], ...]
+    build: Callable[[Sequence[Any]], dict[str, Tensor]]
+
+    def strategy(self) -> st.SearchStrategy[dict[str, Tensor]]:
+        """The flat strategy: one ``st.tuples`` of the primitives, mapped through ``build``."""
+        return st.tuples(*self.strategies).map(self.build)
+
+
+def joined(parts: Sequence[ParamChoices], merge: Callable[[list[dict[str, Tensor]]], dict[str, Tensor]]) -> ParamChoices:
+    """The choices of several parts side by side in one flat tuple; ``merge`` combines the parts' params."""
+    sizes = [len(part.strategies) for part in parts]
+
+    def build(values: Sequence[Any]) -> dict[str, Tensor]:
+        built, start = [], 0
+        for part, size in zip(parts, sizes):
+            built.append(part.build(values[start : start + size]))
+            start += size
+        return merge(built)
+
+    return ParamChoices(tuple(s for part in parts for s in part.strategies), build)
+
+
+def union(parts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """The params of parts with distinct keys as one dict (the ``merge`` of :func:`joined` for one group's parts)."""
+    return {key: value for part in parts for key, value in part.items()}
 
 
 def float_param(low: float, high: float) -> st.SearchStrategy[float]:

@@ -7,14 +7,12 @@ the plain :class:`~eqbench.actions.Scalars` action moves the signal. Shift-gener
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from hypothesis import strategies as st
 
 from eqbench.groups.base import Group, Params
 from eqbench.groups.element import Element
-from eqbench.groups.strategies import batch1
+from eqbench.groups.strategies import ParamChoices, batch1
 
 
 class CyclicTranslations(Group):
@@ -46,10 +44,10 @@ class CyclicTranslations(Group):
         source_cols = torch.remainder(cols.reshape(1, -1) - shift[:, 1:], self.width)
         return Element(permutation=source_rows * self.width + source_cols)
 
-    def params_strategy(self, num_points: int | None = None) -> Any:
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
         self._check_points(num_points)
-        shifts = st.tuples(st.integers(0, self.height - 1), st.integers(0, self.width - 1))
-        return shifts.map(lambda s: {"shift": batch1(s, torch.long)})
+        shifts = (st.integers(0, self.height - 1), st.integers(0, self.width - 1))
+        return ParamChoices(shifts, lambda v: {"shift": batch1(list(v), torch.long)})
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
         return self.element({"shift": torch.zeros(n, 2, dtype=torch.long)})

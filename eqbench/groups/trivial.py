@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import torch
-from hypothesis import strategies as st
 
 from eqbench.groups.base import Group, Params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
+from eqbench.groups.strategies import ParamChoices
 
 
 class Trivial(ComparedByValue, Group):
@@ -22,8 +22,8 @@ class Trivial(ComparedByValue, Group):
             raise ValueError(f"the trivial group has no parameters, got {sorted(params)}")
         return Element()
 
-    def params_strategy(self, num_points: int | None = None) -> st.SearchStrategy[Params]:
-        return st.just({})
+    def param_choices(self, num_points: int | None = None) -> ParamChoices:
+        return ParamChoices((), lambda v: {})
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
         return Element()
