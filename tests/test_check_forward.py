@@ -39,6 +39,13 @@ class StuckInFloat32(RadialNet):
         return super().forward(x) + (x[:, :1, 0] if self.broken else 0.0)
 
 
+class ReadsAnAxisSlightly(RadialNet):
+    """Adds ``1e-6`` times one coordinate: a symmetry break far below float32's rounding, far above float64's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + 1e-6 * x[:, :1, 0]
+
+
 def test_call_convention_unpacks_tuples_and_dicts() -> None:
     def show(*args, **kwargs):
         return args, kwargs
@@ -66,6 +73,20 @@ def test_models_without_a_float64_evaluation_still_get_verdicts() -> None:
     assert good.verdict is Verdict.EXACT and "batch-order" in good.message
     bad = check_equivariance(StuckInFloat32(broken=True), SO3(), CLOUDS, CLOUDS.action, Invariant(), **FAST)
     assert bad.verdict is Verdict.VIOLATED and bad.float64.kind == "unavailable"
+
+
+def test_float64_checks_take_their_floor_from_the_float32_twin_scaled_by_the_roundoff_ratio() -> None:
+    model = RadialNet().double()
+    good = check_equivariance(model, SO3(), CLOUDS, CLOUDS.action, Invariant(), dtype=torch.float64, **FAST)
+    assert good.verdict is Verdict.EXACT and "float32-scaled" in good.message, good
+    x = CLOUDS(InputStructure(seed=0, batch=2, num_points=8))
+    with torch.no_grad():
+        y64, y32 = model(x), float64_copy(model).float()(x.float()).double()
+    scale = float(y64.norm(dim=-1).square().mean().sqrt())
+    expected = float((y64 - y32).norm(dim=-1).max()) / scale * torch.finfo(torch.float64).eps / torch.finfo(torch.float32).eps
+    assert 0 < good.noise_floor < 1e-14 and abs(good.noise_floor - expected) <= 0.5 * expected, (good.noise_floor, expected)
+    bad = check_equivariance(ReadsAnAxisSlightly().double(), SO3(), CLOUDS, CLOUDS.action, Invariant(), dtype=torch.float64, **FAST)
+    assert bad.verdict is not Verdict.EXACT and "float32-scaled" in bad.message, bad
 
 
 def test_per_output_breakdown_names_the_broken_output() -> None:

@@ -91,7 +91,12 @@ def test_symmetric_clouds_are_flagged_and_raise_on_request():
 
 def test_search_finds_and_shrinks_the_symmetric_clouds_that_break_the_naive_frame():
     """In float64: the float32 check measures each example's noise floor against the float64 twin, and on an
-    exactly symmetric cloud the naive frame differs between the two evaluations, so its failures hide in the floor."""
+    exactly symmetric cloud the naive frame differs between the two evaluations, so its failures hide in the floor.
+
+    Ours is never violated; on symmetric clouds its equivariant vectors nearly cancel over the frames (the output
+    of a symmetric input is pinned towards 0), so rounding relative to the small output reaches a few hundred
+    float64 eps and can sit above the exact threshold: over seeds 0..29 at 25 examples the largest error was
+    1.7e-12 and about a quarter of the checks read ``approximate``, against ``O(1)`` for the naive frame."""
     group, clouds = E3() * Symmetric(), PointCloudInputs(min_points=3, max_points=6, degenerate=("symmetric",))
     # 25 examples: 15 caught the symmetric cloud on 29 of 30 seeds when every eqbench module was loaded
     # (hypothesis mixes constants from the loaded local modules into its draws), 25 on 30 of 30.
@@ -102,13 +107,19 @@ def test_search_finds_and_shrinks_the_symmetric_clouds_that_break_the_naive_fram
     assert example.source == "search" and example.structure["degenerate"] == "symmetric", example
     assert example.structure["num_points"] == 3 and example.structure["seed"] == 0, example  # shrunk to a triangle
     ours = check_equivariance(averaged("E", "vectors").double(), group, clouds, Points(), Vectors(), **options)
-    assert str(ours.verdict) == "exact", str(ours)
+    assert str(ours.verdict) != "violated" and ours.max_rel_error < 1e-11, str(ours)
+    assert naive.max_rel_error > 1e9 * ours.max_rel_error
 
 
 @pytest.mark.parametrize("jitter", [1e-6, 1e-9])
 def test_nearly_symmetric_clouds_get_the_multiplicity_frame_and_the_naive_frame_drifts(jitter):
     """A symmetric cloud moved by ``jitter`` (relative) has nearly equal eigenvalues: the naive frame's
-    eigenvectors turn with rounding (error ~ eps / gap, above float64's floor), ours stay exact."""
+    eigenvectors turn with rounding (error ~ eps / gap), ours stay exact.
+
+    The naive frame is still a frame at a gap of 1e-6 (equivariant in exact arithmetic), and its error is its
+    rounding amplified by 1 / gap: the float64 check's float32-scaled noise floor sees the same amplification,
+    so it is exact by the checker's definition, with a floor and an error a thousand times ours. At 1e-9 the
+    gap is below float32's resolution and the float64 error exceeds ten times the floor."""
     symmetric = SYMMETRIC(InputStructure(seed=0, batch=3, num_points=8, degenerate="symmetric"))
     noise = torch.randn(symmetric.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     near = symmetric + jitter * symmetric.abs().max() * noise
@@ -118,7 +129,9 @@ def test_nearly_symmetric_clouds_get_the_multiplicity_frame_and_the_naive_frame_
     ours = check_equivariance(ours_model, E3() * Symmetric(), near, Points(), Vectors(), **options)
     naive = check_equivariance(averaged("E", "vectors", "naive").double(), E3() * Symmetric(), near, Points(), Vectors(), **options)
     assert str(ours.verdict) == "exact", str(ours)
-    assert str(naive.verdict) != "exact" and naive.max_rel_error > 1e3 * ours.max_rel_error, str(naive)
+    assert naive.max_rel_error > 1e3 * ours.max_rel_error and naive.noise_floor > 1e3 * ours.noise_floor, str(naive)
+    if jitter < 1e-7:
+        assert str(naive.verdict) != "exact", str(naive)
 
 
 @pytest.mark.parametrize("degenerate", ["duplicate", "collinear", "coplanar", "symmetric"])

@@ -28,6 +28,7 @@ from eqbench.groups import (
     Trivial,
     group_from_name,
 )
+from eqbench.groups.permutations import transposition
 from eqbench.groups.rotations2d import rotation_matrix
 
 N_POINTS = 5
@@ -209,6 +210,24 @@ ONE_PER_FAMILY = [SO2(), O2(), SO3(), E3(), Translations(3), ScaleRotation(), Sy
 def test_params_strategy_shrinks_to_the_identity(group: Group) -> None:
     simplest = find(group.params_strategy(N_POINTS), lambda params: True, settings=settings(database=None, max_examples=1))
     assert_same(group.element(simplest), group.identity(1, N_POINTS), atol=0)
+
+
+@pytest.mark.parametrize("size", [2, 3, 7, 32])
+def test_transposition_indices_name_every_pair_once(size: int) -> None:
+    pairs = [transposition(t) for t in range(1, size * (size - 1) // 2 + 1)]
+    assert pairs[0] == (0, 1)
+    assert pairs == [(i, j) for j in range(size) for i in range(j)]
+
+
+def test_permutation_strategy_shrinks_a_reordering_to_one_swap_of_the_first_points() -> None:
+    identity = torch.arange(N_POINTS)[None]
+    simplest = find(
+        Symmetric().params_strategy(N_POINTS),
+        lambda params: not torch.equal(params["permutation"], identity),
+        settings=settings(database=None, max_examples=200),
+    )
+    assert simplest["permutation"][0, :3].tolist() == [1, 0, 2]
+    assert torch.equal(simplest["permutation"][0, 2:], identity[0, 2:])
 
 
 def test_quaternion_strategy_yields_unit_quaternions() -> None:

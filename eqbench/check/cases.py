@@ -23,7 +23,7 @@ from torch import Tensor
 
 from eqbench.actions.base import Action, DataError
 from eqbench.actions.composite import Composite
-from eqbench.check.forward import Float64Model, ModelFailure, evaluate
+from eqbench.check.forward import ModelFailure, TwinModel, evaluate
 from eqbench.check.metrics import ErrorTable, error_table
 from eqbench.groups.base import Group
 from eqbench.groups.element import Element
@@ -45,10 +45,15 @@ class CheckSetup:
     device: torch.device | str = "cpu"
     #: Why the float64 twin failed, once it has (then it is not tried again).
     float64_problem: str = ""
-    float64_model: Float64Model = field(init=False)
+    #: Why the float32 twin failed, once it has (then it is not tried again).
+    float32_problem: str = ""
+    float64_model: TwinModel = field(init=False)
+    #: The float32 twin, for the noise floor of a float64 check (:mod:`eqbench.check.noise`).
+    float32_model: TwinModel = field(init=False)
 
     def __post_init__(self) -> None:
-        self.float64_model = Float64Model(self.model)
+        self.float64_model = TwinModel(self.model, torch.float64)
+        self.float32_model = TwinModel(self.model, torch.float32)
 
     def to_model(self, x64: Any, dtype: torch.dtype) -> Any:
         """Floating tensors of ``x64`` cast to ``dtype`` and moved to the device."""

@@ -80,15 +80,15 @@ def evaluate(model: Callable[..., Any], x: Any, in_action: Action, out_action: A
             )
         if leaf.tensor.is_floating_point() and not bool(torch.isfinite(leaf.tensor).all()):
             raise ModelFailure("output", f"model output {leaf.name or '<value>'} contains NaN or Inf")
-    if isinstance(model, Float64Model):
+    if isinstance(model, TwinModel) and model.dtype == torch.float64:
         low = [leaf.name or "<value>" for leaf in out_action.leaves(out) if leaf.tensor.dtype in LOW_PRECISION]
         if low:
             raise ModelFailure("precision", f"model output {', '.join(low)} stays below float64 precision on float64 inputs")
     return out
 
 
-#: float64 copies of checked modules, kept while the module lives and its tensors are unchanged.
-_TWINS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
+#: Copies of checked modules in another dtype, kept while the module lives and its tensors are unchanged.
+_TWINS: weakref.WeakKeyDictionary[nn.Module, dict[torch.dtype, tuple[tuple, nn.Module]]] = weakref.WeakKeyDictionary()
 
 
 def _tensor_state(module: nn.Module) -> tuple:
@@ -102,8 +102,8 @@ def _version(t: torch.Tensor) -> int:
     return -1 if t.is_inference() else t._version
 
 
-def float64_copy(module: nn.Module) -> nn.Module:
-    """``copy.deepcopy(module).double()``, cached per module until a parameter or buffer changes.
+def dtype_copy(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """``copy.deepcopy(module).to(dtype)``, cached per module and dtype until a parameter or buffer changes.
 
     Copying can be costly (e3nn re-generates its tensor-product code on copy), so checks of
     the same module reuse one copy. Parameters changed in place (optimiser steps,
@@ -111,32 +111,39 @@ def float64_copy(module: nn.Module) -> nn.Module:
     ``.data`` are not seen.
     """
     state = _tensor_state(module)
-    cached = _TWINS.get(module)
+    copies = _TWINS.setdefault(module, {})
+    cached = copies.get(dtype)
     if cached is not None and cached[0] == state:
         return cached[1]
-    twin = copy.deepcopy(module).double()
-    _TWINS[module] = (state, twin)
+    twin = copy.deepcopy(module).to(dtype)
+    copies[dtype] = (state, twin)
     return twin
 
 
-class Float64Model:
-    """The model evaluated in float64: :func:`float64_copy` of a module, made on first use.
+def float64_copy(module: nn.Module) -> nn.Module:
+    """:func:`dtype_copy` in float64."""
+    return dtype_copy(module, torch.float64)
 
-    ``.double()`` casts every floating parameter and buffer (and whatever else a module's
+
+class TwinModel:
+    """The model evaluated in ``dtype``: :func:`dtype_copy` of a module, made on first use.
+
+    ``.to(dtype)`` casts every floating parameter and buffer (and whatever else a module's
     ``_apply`` covers, e.g. the generated code of e3nn's tensor products); the copy leaves the
-    checked model untouched. A plain function is called as is on float64 inputs. A module
+    checked model untouched. A plain function is called as is on inputs in ``dtype``. A module
     that cannot be copied raises :class:`ModelFailure` (kind ``precision``) when called.
     """
 
-    def __init__(self, model: Callable[..., Any]) -> None:
+    def __init__(self, model: Callable[..., Any], dtype: torch.dtype) -> None:
         self.model = model
+        self.dtype = dtype
         self._copy: Callable[..., Any] | None = None if isinstance(model, nn.Module) else model
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._copy is None:
             try:
-                self._copy = float64_copy(self.model)
-            except Exception as error:  # noqa: BLE001 - any copying problem means: no float64 twin
-                problem = f"cannot make a float64 copy of the model: {type(error).__name__}: {error}"
+                self._copy = dtype_copy(self.model, self.dtype)
+            except Exception as error:  # noqa: BLE001 - any copying problem means: no twin in this dtype
+                problem = f"cannot make a {self.dtype} copy of the model: {type(error).__name__}: {error}"
                 raise ModelFailure("precision", problem) from error
         return self._copy(*args, **kwargs)

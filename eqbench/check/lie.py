@@ -7,7 +7,7 @@ Equivariance": for a generator ``X`` of the Lie algebra and ``g_t = exp(t X)``,
 
 which is zero for every ``X`` exactly when ``f`` is equivariant to the identity component of
 the group. We evaluate it with forward-mode AD (``torch.func.jvp`` in ``t``), in float64
-(the model's float64 twin, :class:`~eqbench.check.forward.Float64Model`), for every basis
+(the model's float64 twin, :class:`~eqbench.check.forward.TwinModel`), for every basis
 generator ``X_i`` of ``group.lie_algebra`` at once (the inputs are stacked ``k`` times).
 Models that forward-mode AD cannot trace fall back to a central difference in ``t`` with step
 ``FD_STEP`` (``method`` says which was used).
@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from eqbench.actions.base import Action
-from eqbench.check.forward import Float64Model, call_model
+from eqbench.check.forward import TwinModel, call_model
 from eqbench.check.metrics import TINY, masked, row_norms
 from eqbench.groups.base import Group
 
@@ -80,7 +80,7 @@ def lie_derivative(
     batch, k = in_action.batch_size(x64), basis.shape[0]
     stacked = in_action.index(x64, torch.arange(batch).repeat(k))  # generator-major: row i * B + b
     directions = torch.eye(k, dtype=torch.float64).repeat_interleave(batch, dim=0)
-    twin = Float64Model(model)
+    twin = TwinModel(model, torch.float64)
     mask = in_action.point_mask(stacked)
 
     def pulled_back(t: Tensor) -> tuple[Tensor, ...]:

@@ -3,15 +3,25 @@
 Measured once per check on the ``B`` untransformed inputs of the random phase, relative to
 each output's scale (the same normalisation as the errors, :mod:`eqbench.check.metrics`):
 
-* ``"float64"`` (preferred): ``max_r ||f_dtype(x_r) - f_64(x_r)|| / scale``, with ``f_64`` the
-  model run in float64 (:class:`~eqbench.check.forward.Float64Model`) on the same float64
-  inputs. It is the rounding error of one evaluation in the checked dtype, the input's own
-  rounding to that dtype included. One extra forward pass over ``B`` rows.
-* ``"batch-order"`` (when the model cannot run in float64, or the checked dtype *is*
-  float64): ``max_r ||f(x_r) - f'(x_r)|| / scale`` between the stacked pass and a pass over
-  the same ``B`` rows in reverse order, which reorders the reductions inside batched kernels.
-  It is a lower bound on rounding (often exactly 0; 0 without a pass when ``B = 1``), so the
-  absolute part of the exact threshold (:mod:`eqbench.check.verdict`) matters most there.
+* ``"float64"`` (checks in float32 and below): ``max_r ||f_dtype(x_r) - f_64(x_r)|| / scale``,
+  with ``f_64`` the model run in float64 (:class:`~eqbench.check.forward.TwinModel`) on the
+  same float64 inputs. It is the rounding error of one evaluation in the checked dtype, the
+  input's own rounding to that dtype included. One extra forward pass over ``B`` rows.
+* ``"float32-scaled"`` (checks in float64): there is no wider dtype to compare with, so the
+  float32 twin stands in: ``max_r ||f_32(x_r) - f_64(x_r)|| / scale * eps64 / eps32``. To first
+  order a rounding error is the sum of the unit roundoff times the computation's sensitivities
+  to each rounding, so the same computation in float64 errs by the float32 error scaled by the
+  ratio of unit roundoffs (2^-29 = 1.9e-9). This is what carries the model's conditioning into
+  a float64 check: an ill-conditioned step (an eigenvector of a nearly repeated eigenvalue, a
+  difference of nearly equal numbers) shows in float32 with the same amplification. A model
+  that branches on its data (a neighbour cut-off, an eigenvector sign) may take another branch
+  in float32 and differ by ``O(1)``; scaled, that is a floor of about ``2e-9``: harmless next
+  to the ``O(1)`` errors of a broken symmetry. One extra forward pass over ``B`` rows.
+* ``"batch-order"`` (when the model cannot run in the other dtype): ``max_r ||f(x_r) - f'(x_r)||
+  / scale`` between the stacked pass and a pass over the same ``B`` rows in reverse order,
+  which reorders the reductions inside batched kernels. It is a lower bound on rounding
+  (often exactly 0; 0 without a pass when ``B = 1``), so the absolute part of the exact
+  threshold (:mod:`eqbench.check.verdict`) matters most there.
 
 The floor deliberately ignores the transformed inputs: a model whose rounding grows with
 the transformation (cancellation far from the origin) is then caught as violated, and the
@@ -44,17 +54,23 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation) -> NoiseFloor:
     rows = evaluation.base_rows
     inputs = in_action.index(evaluation.stacked, slice(0, rows))
     observed = out_action.index(evaluation.outputs, slice(0, rows))
-    reference = None
+    reference, method, factor = None, "float64", 1.0
     if setup.dtype != torch.float64 and not setup.float64_problem:
         try:
             reference = forward(setup.float64_model, setup, inputs, torch.float64)
         except ModelFailure as failure:
             setup.float64_problem = f"no float64 evaluation: {failure}"
-    method = "float64"
+    elif setup.dtype == torch.float64 and not setup.float32_problem:
+        try:
+            reference = forward(setup.float32_model, setup, inputs, torch.float32)
+            method, factor = "float32-scaled", torch.finfo(torch.float64).eps / torch.finfo(torch.float32).eps
+        except ModelFailure as failure:
+            setup.float32_problem = f"no float32 evaluation: {failure}"
+    problem = setup.float64_problem or setup.float32_problem
     if reference is None:
         method = "batch-order"
         if rows == 1:  # one row has one order: nothing to compare
-            return NoiseFloor(0.0, method, setup.float64_problem)
+            return NoiseFloor(0.0, method, problem)
         order = torch.arange(rows - 1, -1, -1)
         reversed_out = forward(setup.model, setup, in_action.index(inputs, order), setup.dtype)
         reference = out_action.index(reversed_out, order)
@@ -64,5 +80,5 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation) -> NoiseFloor:
         if not got.comparable:
             continue
         gap = row_norms(masked(got.tensor - want.tensor, mask, got.per_point))
-        floor = max(floor, float(gap.max()) / (errors.scale + TINY))
-    return NoiseFloor(floor, method, setup.float64_problem)
+        floor = max(floor, factor * float(gap.max()) / (errors.scale + TINY))
+    return NoiseFloor(floor, method, problem)

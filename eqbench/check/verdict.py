@@ -4,8 +4,9 @@ All errors here are *scale-adjusted relative* errors (see :mod:`eqbench.check.me
 ``||f(g.x) - g.f(x)||`` over the RMS norm of the output across every input and element tried.
 
 * **noise floor** ``F``: the relative discrepancy between the model evaluated in the checked
-  dtype and in float64 on the same float64 inputs (:mod:`eqbench.check.noise`). It is what
-  rounding alone does to one evaluation of *this* model on *these* inputs.
+  dtype and in float64 on the same float64 inputs (:mod:`eqbench.check.noise`); for a float64
+  check, the float32 discrepancy scaled by ``eps64 / eps32``. It is what rounding alone does to
+  one evaluation of *this* model on *these* inputs.
 * **exact threshold** ``T_exact = max(FLOOR_FACTOR * F, ABS_FLOOR_EPS * eps(dtype))``.
   An equivariance error compares two rounded evaluations, ``f(g.x)`` and ``g.f(x)``, whose
   rounding errors add (a factor up to 2); the transformed inputs ``g.x`` are rounded to the

@@ -5,13 +5,14 @@ sampling: the ``argsort`` of ``N`` i.i.d. uniform keys is each of the ``N!`` ord
 equal probability.
 
 The hypothesis strategy draws a permutation as the product of :data:`MAX_SEARCH_SWAPS`
-transpositions ``(i, j)`` (index pairs; ``i == j`` is no swap) rather than through
-``st.permutations``: it shrinks to the identity (every pair ``(0, 0)``) or, when the failure
-needs the points reordered, to a single swap of low indices, the most readable counterexample;
-and it takes hypothesis ``2 * MAX_SEARCH_SWAPS`` integer choices instead of ``N - 1`` (31 for
-32 points), most of the drawing time of a search example on point clouds. A searched element
-moves at most ``2 * MAX_SEARCH_SWAPS`` points; the Haar-random elements that a check evaluates
-beside it cover all of S_N.
+transpositions, each one integer ``t`` in ``[0, N(N-1)/2]``: ``t = 0`` is no swap and ``t >= 1``
+names the pair ``(i, j)``, ``i < j``, in the order (0, 1), (0, 2), (1, 2), (0, 3), ...
+(:func:`transposition`). It shrinks to the identity or, when the failure needs the points
+reordered, to the single swap of points 0 and 1, the most readable counterexample; and it takes
+hypothesis ``MAX_SEARCH_SWAPS`` integer choices instead of ``st.permutations``' ``N - 1`` (31
+for 32 points), which were most of the drawing time of a search example on point clouds. A
+searched element moves at most ``2 * MAX_SEARCH_SWAPS`` points; the Haar-random elements that a
+check evaluates beside it cover all of S_N.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from eqbench.groups.strategies import ParamChoices, batch1
 #: 7!: the largest S_N that ``elements()`` enumerates.
 MAX_ENUMERATED = 5040
 #: Transpositions in one element drawn by the hypothesis strategy (see the module docstring).
-MAX_SEARCH_SWAPS = 4
+MAX_SEARCH_SWAPS = 2
 
 
 class Symmetric(ComparedByValue, Group):
@@ -67,13 +68,12 @@ class Symmetric(ComparedByValue, Group):
 
     def param_choices(self, num_points: int | None = None) -> ParamChoices:
         size = self.size(num_points)
-        index = st.integers(0, size - 1)
+        swap = st.integers(0, size * (size - 1) // 2)
 
         def build(values: Sequence[int]) -> Params:
-            pairs = list(zip(values[0::2], values[1::2]))
-            return {"permutation": batch1(swapped(size, pairs), torch.long)}
+            return {"permutation": batch1(swapped(size, [transposition(t) for t in values if t]), torch.long)}
 
-        return ParamChoices((index,) * (2 * MAX_SEARCH_SWAPS), build)
+        return ParamChoices((swap,) * MAX_SEARCH_SWAPS, build)
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:
         return Element(permutation=torch.arange(self.size(num_points)).expand(n, -1).clone())
@@ -92,6 +92,13 @@ class Symmetric(ComparedByValue, Group):
                 f"{self.name} on {size} points has {math.factorial(size)} elements; it enumerates at most {MAX_ENUMERATED} (7!)"
             )
         return {"permutation": torch.tensor(list(permutations(range(size))), dtype=torch.long)}
+
+
+def transposition(t: int) -> tuple[int, int]:
+    """The ``t``-th pair ``(i, j)``, ``i < j``, counting from 1 in the order (0, 1), (0, 2), (1, 2), (0, 3), ..."""
+    m = t - 1
+    j = (1 + math.isqrt(1 + 8 * m)) // 2
+    return m - j * (j - 1) // 2, j
 
 
 def swapped(size: int, swaps: list[tuple[int, int]]) -> list[int]:
