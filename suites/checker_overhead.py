@@ -25,11 +25,11 @@ script then profiles one check (cProfile) and prints where the time outside the 
 Allocator: a search batch (17 rows) allocates about 17 MB of activations per layer; glibc
 may hand them back to the OS after the call (heap trimming), and whether the next call pays the
 page faults again depends on what else sits on the heap, so the bare replay and the check's own
-passes pay them by chance (measured: bare medians from 1.5 s to 2.5 s between runs of the same configuration,
-ratios from 0.99 to 1.26). ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4000000000
-MALLOC_TOP_PAD_=268435456`` in the environment keeps freed memory in the process, so that both
-sides run without page faults and the ratio measures the checker's CPU work; the header names
-these settings when they are set.
+passes pay them by chance (measured: bare medians from 1.2 s to 2.5 s between runs of the same
+configuration, ratios from 0.94 to 1.26). By default the script therefore pins the allocator
+(:func:`suites.timing.pin_allocator`: ``mallopt`` keeps freed memory in the process), so that both
+sides run without page faults and the ratio measures the checker's CPU work; ``--allocator
+default`` leaves glibc as it is (the header then names any ``MALLOC_*`` environment settings).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ from eqbench.check import check_equivariance
 from eqbench.groups import E3, Symmetric
 from eqbench.inputs import PointCloudInputs
 from eqbench.models.controls import DistanceMLP
-from suites.timing import interleaved_medians
+from suites.timing import interleaved_medians, pin_allocator
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.1
@@ -169,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile even when the ratio is below the defect line")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="also write the output as markdown here")
+    parser.add_argument("--allocator", choices=("pinned", "default"), default="pinned",
+                        help="pinned (default): keep freed memory in the process, see suites.timing.pin_allocator")
     args = parser.parse_args(argv)
+    allocator = pin_allocator() if args.allocator == "pinned" else ""
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     malloc = ", ".join(f"{key}={value}" for key, value in sorted(os.environ.items()) if key.startswith("MALLOC_"))
     header = (f"DistanceMLP hidden={args.hidden} ({parameters:,} parameters), {args.points} points, "
               f"E(3) x S_n, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds, "
-              f"glibc malloc {malloc or 'defaults'}")
+              f"{allocator or 'glibc malloc ' + (malloc or 'defaults')}")
 
     checks = build_checks(model, args.points, [0, args.search_examples])
     rows, worst = [], (0.0, "")
