@@ -33,8 +33,9 @@ def pin_allocator() -> str:
         mallopt = libc.mallopt
     except (OSError, AttributeError, TypeError):
         return f"glibc malloc not found ({name}): allocator left as it is"
-    if not all(mallopt(parameter, value) == 1 for parameter, value in PINNED.items()):
-        return "mallopt refused a setting: allocator partly pinned"
+    refused = [parameter for parameter, value in PINNED.items() if mallopt(parameter, value) != 1]
+    if refused:
+        return f"mallopt refused parameter(s) {refused}: allocator partly pinned"
     return "glibc malloc pinned (mmap threshold 32 MB, no trimming, top pad 256 MB)"
 
 

@@ -6,7 +6,7 @@ from torch import nn
 
 from eqbench.actions import Invariant, Tuple, Vectors
 from eqbench.check import Verdict, check_equivariance, equivariance_error
-from eqbench.check.forward import call_model, float64_copy
+from eqbench.check.forward import call_model, dtype_copy
 from eqbench.groups import SO3
 from eqbench.inputs import InputStructure, PointCloudInputs
 
@@ -58,14 +58,27 @@ def test_call_convention_unpacks_tuples_and_dicts() -> None:
 
 def test_float64_copy_is_cached_and_follows_parameter_updates() -> None:
     model = RadialNet()
-    first = float64_copy(model)
-    assert first is float64_copy(model)
+    first = dtype_copy(model, torch.float64)
+    assert first is dtype_copy(model, torch.float64)
     assert next(first.parameters()).dtype == torch.float64 and next(model.parameters()).dtype == torch.float32
     with torch.no_grad():
         model.net[0].bias.add_(1.0)
-    refreshed = float64_copy(model)
+    refreshed = dtype_copy(model, torch.float64)
     assert refreshed is not first
     assert torch.equal(refreshed.net[0].bias, model.net[0].bias.double())
+    assert dtype_copy(model, torch.float32) is not refreshed  # one copy per dtype
+
+
+def test_dtype_copies_keep_complex_and_integer_tensors() -> None:
+    """A spectral layer's complex weights keep their imaginary part in the float64 and float32 twins."""
+    model = nn.Module()
+    model.weight = nn.Parameter(torch.tensor([1 + 2j, -3j], dtype=torch.complex64))
+    model.register_buffer("index", torch.tensor([0, 1]))
+    model.register_buffer("scale", torch.tensor([0.5], dtype=torch.float32))
+    for dtype in (torch.float64, torch.float32):
+        twin = dtype_copy(model, dtype)
+        assert twin.weight.dtype == torch.complex64 and torch.equal(twin.weight, model.weight)
+        assert twin.index.dtype == torch.int64 and twin.scale.dtype == dtype
 
 
 def test_models_without_a_float64_evaluation_still_get_verdicts() -> None:
@@ -81,7 +94,7 @@ def test_float64_checks_take_their_floor_from_the_float32_twin_scaled_by_the_rou
     assert good.verdict is Verdict.EXACT and "float32-scaled" in good.message, good
     x = CLOUDS(InputStructure(seed=0, batch=2, num_points=8))
     with torch.no_grad():
-        y64, y32 = model(x), float64_copy(model).float()(x.float()).double()
+        y64, y32 = model(x), dtype_copy(model, torch.float32)(x.float()).double()
     scale = float(y64.norm(dim=-1).square().mean().sqrt())
     expected = float((y64 - y32).norm(dim=-1).max()) / scale * torch.finfo(torch.float64).eps / torch.finfo(torch.float32).eps
     assert 0 < good.noise_floor < 1e-14 and abs(good.noise_floor - expected) <= 0.5 * expected, (good.noise_floor, expected)

@@ -93,7 +93,7 @@ def concat_values(action: Action, values: list[Any]) -> Any:
 def forward(model: Callable[..., Any], setup: CheckSetup, x: Any, dtype: torch.dtype) -> Any:
     """The checked model output on the float64 value ``x`` in ``dtype``, as float64 on the CPU.
 
-    ``model`` is the model or its float64 twin; chunks of at most :data:`CHUNK_VALUES`
+    ``model`` is the model or one of its dtype twins; chunks of at most :data:`CHUNK_VALUES`
     input numbers. Raises :class:`~eqbench.check.forward.ModelFailure`.
     """
     rows = setup.in_action.batch_size(x)

@@ -8,7 +8,7 @@ model's input and output, in three steps:
    per input, from a ``torch.Generator`` seeded with ``seed`` (or, for a finite group, every
    element on every input: ``exhaustive``), evaluated in ONE stacked forward
    pass (:mod:`eqbench.check.cases`); the noise floor from one more pass over the inputs in
-   float64 (:mod:`eqbench.check.noise`);
+   float64 (in float32, scaled by eps64/eps32, for a float64 check; :mod:`eqbench.check.noise`);
 2. **search** (``search_examples > 0``): hypothesis looks for inputs and elements that break
    the expectation and shrinks what it finds (:mod:`eqbench.check.search`); each searched
    input is checked with its drawn element and ``n_elements - 1`` random ones in one pass;

@@ -103,7 +103,12 @@ def _version(t: torch.Tensor) -> int:
 
 
 def dtype_copy(module: nn.Module, dtype: torch.dtype) -> nn.Module:
-    """``copy.deepcopy(module).to(dtype)``, cached per module and dtype until a parameter or buffer changes.
+    """``copy.deepcopy(module)`` with its real floating tensors in ``dtype``, cached per module and dtype until a
+    parameter or buffer changes.
+
+    Only real floating parameters and buffers are cast (as ``.double()`` and ``.float()`` do):
+    integer and complex ones keep their dtype (``.to(float64)`` would drop the imaginary part of a
+    spectral model's complex weights).
 
     Copying can be costly (e3nn re-generates its tensor-product code on copy), so checks of
     the same module reuse one copy. Parameters changed in place (optimiser steps,
@@ -115,21 +120,16 @@ def dtype_copy(module: nn.Module, dtype: torch.dtype) -> nn.Module:
     cached = copies.get(dtype)
     if cached is not None and cached[0] == state:
         return cached[1]
-    twin = copy.deepcopy(module).to(dtype)
+    twin = copy.deepcopy(module)._apply(lambda t: t.to(dtype) if t.is_floating_point() else t)
     copies[dtype] = (state, twin)
     return twin
-
-
-def float64_copy(module: nn.Module) -> nn.Module:
-    """:func:`dtype_copy` in float64."""
-    return dtype_copy(module, torch.float64)
 
 
 class TwinModel:
     """The model evaluated in ``dtype``: :func:`dtype_copy` of a module, made on first use.
 
-    ``.to(dtype)`` casts every floating parameter and buffer (and whatever else a module's
-    ``_apply`` covers, e.g. the generated code of e3nn's tensor products); the copy leaves the
+    The copy casts every real floating parameter and buffer (and whatever else a module's
+    ``_apply`` covers, e.g. the generated code of e3nn's tensor products); it leaves the
     checked model untouched. A plain function is called as is on inputs in ``dtype``. A module
     that cannot be copied raises :class:`ModelFailure` (kind ``precision``) when called.
     """

@@ -16,7 +16,14 @@ each output's scale (the same normalisation as the errors, :mod:`eqbench.check.m
   difference of nearly equal numbers) shows in float32 with the same amplification. A model
   that branches on its data (a neighbour cut-off, an eigenvector sign) may take another branch
   in float32 and differ by ``O(1)``; scaled, that is a floor of about ``2e-9``: harmless next
-  to the ``O(1)`` errors of a broken symmetry. One extra forward pass over ``B`` rows.
+  to the ``O(1)`` errors of a broken symmetry. One extra forward pass over ``B`` rows, with
+  TF32 off (on Ampere and later GPUs cuDNN convolutions default to TF32, whose 2^-11 rounding
+  would inflate the scaled floor some 8000 times). Its blind spot: an input that is *exactly*
+  degenerate in float64 (a symmetric point set whose covariance has an exactly repeated
+  eigenvalue) is no longer exactly degenerate once rounded to float32, so the float32 twin
+  does not see how ill-conditioned the float64 evaluation is there, and the floor stays small
+  (measured on frame averaging over symmetric clouds: floor ~6e-16 where the equivariant
+  vectors' rounding reaches a few hundred eps, read ``approximate``).
 * ``"batch-order"`` (when the model cannot run in the other dtype): ``max_r ||f(x_r) - f'(x_r)||
   / scale`` between the stacked pass and a pass over the same ``B`` rows in reverse order,
   which reorders the reductions inside batched kernels. It is a lower bound on rounding
@@ -29,6 +36,8 @@ float64 re-run diagnoses that violation as ``numerical``.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +45,17 @@ import torch
 from eqbench.check.cases import CaseEvaluation, CheckSetup, forward
 from eqbench.check.forward import ModelFailure
 from eqbench.check.metrics import TINY, masked, row_norms
+
+
+@contextmanager
+def full_float32() -> Iterator[None]:
+    """TF32 off for CUDA matmuls and cuDNN convolutions inside the block, restored after (no effect on the CPU)."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
 @dataclass
@@ -62,7 +82,8 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation) -> NoiseFloor:
             setup.float64_problem = f"no float64 evaluation: {failure}"
     elif setup.dtype == torch.float64 and not setup.float32_problem:
         try:
-            reference = forward(setup.float32_model, setup, inputs, torch.float32)
+            with full_float32():
+                reference = forward(setup.float32_model, setup, inputs, torch.float32)
             method, factor = "float32-scaled", torch.finfo(torch.float64).eps / torch.finfo(torch.float32).eps
         except ModelFailure as failure:
             setup.float32_problem = f"no float32 evaluation: {failure}"

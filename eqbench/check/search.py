@@ -37,7 +37,7 @@ strategies; the shrinker deletes and swaps whole ``one_of`` branches, which a fl
 sequence would not let it do.) Hypothesis orders examples by the length of their choice
 sequence first, so the anchor branch is padded with ``ANCHOR_PADDING`` boolean choices: a
 failing drawn example with fewer choices (a point cloud structure and an E(3) x S_n element
-take about 5 + 16) is simpler, and the shrinker (which also moves ``one_of`` towards its
+take about 5 + 10) is simpler, and the shrinker (which also moves ``one_of`` towards its
 first branch) replaces the anchor by a drawn one whenever the failure persists. The random phase's violation is
 shrunk like any other. (More padding costs the shrinker time when only the anchor fails.)
 

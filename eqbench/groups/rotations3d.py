@@ -73,6 +73,7 @@ QUATERNION_FORM = quaternion_form()
 def quaternion_to_matrix(q: Tensor) -> Tensor:
     """Quaternions ``(w, x, y, z)`` of shape ``(B, 4)``, any nonzero norm, to rotations ``(B, 3, 3)`` (:func:`quaternion_form`)."""
     q = q.to(torch.float64)
+    q = q / q.abs().amax(-1, keepdim=True)  # scale to max |q_i| = 1 first: no underflow in q q^T for tiny q
     outer = (q[:, :, None] * q[:, None, :]).reshape(-1, 16)
     return (outer @ QUATERNION_FORM.to(q.device) / (q * q).sum(-1, keepdim=True)).reshape(-1, 3, 3)
 
@@ -138,9 +139,10 @@ def quaternion_choices() -> ParamChoices:
     """A ``(1, 4)`` unit quaternion from four floats: scalar part ``1 - s``, ``s`` in [0, 2], vector part in [-1, 1]^3.
 
     Every float shrinking to 0 gives ``(1, 0, 0, 0)``: the identity rotation. The raw
-    quaternion is normalised; one shorter than ``MIN_QUATERNION_NORM`` (a 4-ball holding about
-    3e-5 of the box the floats fill) is read as the identity instead, so that no draw is
-    rejected (a hypothesis filter would cost a draw of its own per example).
+    quaternion is normalised; one shorter than ``MIN_QUATERNION_NORM`` is read as the identity
+    instead, so that no draw is rejected (a hypothesis filter would cost a draw of its own per
+    example). By volume that is 3e-5 of the box the floats fill; hypothesis, which favours the
+    simple values ``s = 1`` and ``0``, lands there on about 0.8% of its draws.
     """
     c = float_param(-1.0, 1.0)
     return ParamChoices((float_param(0.0, 2.0), c, c, c), lambda v: {"quaternion": unit_quaternion(v)})
