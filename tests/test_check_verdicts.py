@@ -9,7 +9,7 @@ from torch import nn
 
 from eqbench.actions import Invariant, Points, Scalars, Tuple, Vectors
 from eqbench.check import CheckResult, EquivarianceError, Verdict, assert_equivariant, check_equivariance
-from eqbench.groups import O3, SE3, SO2, SO3, Cyclic, Symmetric
+from eqbench.groups import O3, SE3, SO2, SO3, Cyclic, Symmetric, Translations
 from eqbench.inputs import ImageInputs, InputStructure, PointCloudInputs
 
 CLOUDS = PointCloudInputs(dim=3, max_points=12)
@@ -232,3 +232,24 @@ def test_invalid_arguments_are_rejected_by_name() -> None:
         check_equivariance(distance_sum, SO3(), CLOUDS, CLOUDS.action, Invariant(), n_elements=0)
     with pytest.raises(TypeError, match="eqbench Group"):
         check_equivariance(distance_sum, "SO3", CLOUDS, CLOUDS.action, Invariant())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_exact_model_that_misses_exact_in_float32_gets_a_float64_diagnosis(seed: int) -> None:
+    """``mean(x^2) - mean(x)^2`` is translation invariant, but far from the origin it cancels catastrophically:
+    small clouds (scale 0.03) translated by N(0, 1) read ``approximate`` in float32, and the float64 re-run of
+    the counterexample falls by more than the factor NUMERICAL_DROP (``numerical``). A structural break stays."""
+
+    def variance(x: torch.Tensor) -> torch.Tensor:
+        return (x.square().mean(dim=1) - x.mean(dim=1).square()).sum(-1, keepdim=True)
+
+    def lopsided(x: torch.Tensor) -> torch.Tensor:
+        return variance(x) + 3e-3 * variance(x) * torch.tanh(x.mean(dim=1)[:, :1])
+
+    clouds = PointCloudInputs(dim=3, min_points=8, max_points=8, min_scale=0.03, max_scale=0.03, degenerate=())
+    options = {"expected": "exact", "n_inputs": 2, "n_elements": 8, "search_examples": 0, "seed": seed}
+    result = check_equivariance(variance, Translations(3), clouds, clouds.action, Invariant(), **options)
+    assert result.verdict is Verdict.APPROXIMATE and result.float64.kind == "numerical", str(result)
+    assert result.float64.max_rel_error < 1e-4 * result.max_rel_error
+    broken = check_equivariance(lopsided, Translations(3), clouds, clouds.action, Invariant(), **options)
+    assert broken.verdict is not Verdict.EXACT and broken.float64.kind == "structural", str(broken)

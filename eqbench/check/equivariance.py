@@ -14,8 +14,10 @@ model's input and output, in three steps:
    input is checked with its drawn element and ``n_elements - 1`` random ones in one pass;
 3. **verdict** (:mod:`eqbench.check.verdict`): ``exact`` / ``approximate`` / ``violated`` from
    the largest scale-adjusted relative error; ``error`` when the model raised, returned NaN or
-   a wrong shape, or changed its input. A violated low-precision check is re-run in float64
-   on its counterexample to tell ``numerical`` from ``structural`` failures.
+   a wrong shape, or changed its input. A low-precision check that is violated or misses its
+   expectation is re-run in float64 on its counterexample to tell ``numerical`` from
+   ``structural`` failures (an ``exact`` model that reads ``approximate`` in float32 because a
+   translation cost its coordinates bits, or flipped a tie, is ``numerical``).
 
 ``max_rel_error``/``max_abs_error`` cover the random phase and the search;
 ``mean_rel_error``/``mean_abs_error`` the random phase only (the search is adversarial).
@@ -33,7 +35,7 @@ from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, evaluate_
 from eqbench.check.forward import ModelFailure, model_name
 from eqbench.check.noise import noise_floor
 from eqbench.check.reproduce import counterexample
-from eqbench.check.result import CheckResult, EquivarianceError, Float64Diagnosis, Verdict
+from eqbench.check.result import CheckResult, EquivarianceError, Float64Diagnosis, Verdict, meets_expectation
 from eqbench.check.search import Case, Judge, SearchOutcome, run_search
 from eqbench.check.verdict import check_expected, decide, exact_threshold, failure_threshold, is_numerical
 from eqbench.groups.base import Group, Params, cat_params
@@ -156,7 +158,8 @@ def check_equivariance(
     if result.verdict is not Verdict.EXACT:
         case, index, origin = _worst_case(search, random_worst, random_max)
         result.counterexample = counterexample(setup, source, case.structure, case.item, case.params, index, origin)
-        if result.verdict is Verdict.VIOLATED and dtype != torch.float64:
+        missed = result.expected is not None and not meets_expectation(result.verdict, result.expected)
+        if (result.verdict is Verdict.VIOLATED or missed) and result.verdict is not Verdict.ERROR and dtype != torch.float64:
             result.float64 = _diagnose(setup, source, case, index, result.counterexample.rel_error)
     result.message = "; ".join(notes)
     return _finish(result, start)

@@ -97,7 +97,7 @@ class Counterexample:
 
 @dataclass
 class Float64Diagnosis:
-    """The same check re-run in float64 after a float32 (or lower precision) violation.
+    """The counterexample re-run in float64 after a float32 (or lower precision) check was violated or missed its expectation.
 
     ``kind`` is ``"numerical"`` when the error falls to the float64 floor (or by at least the
     factor :data:`~eqbench.check.verdict.NUMERICAL_DROP`), i.e. rounding broke the symmetry,
