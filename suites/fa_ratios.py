@@ -19,8 +19,9 @@ across machines or devices; the ratios are what to compare, and only on a like d
 the 8 frame copies cost about 8x the work, on a GPU a batch of 800 costs about as much as one of
 100, so a CPU run cannot reproduce the paper's 0.66. On CPU, glibc also returns the large
 temporaries of the 800-copy batches to the OS after every call (page faults on the next one);
-``MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000`` in the environment
-removes that cost (on the 2-core machine, 1 thread: FA-GNN / EGNN 11.6 without, 7.0 with).
+the script therefore pins the allocator in-process (:func:`suites.timing.pin_allocator`;
+``--allocator default`` leaves it; on the 2-core machine, 1 thread, with the equivalent
+environment settings: FA-GNN / EGNN 11.6 without, 7.0 with).
 On a busy machine pass ``--threads 1``: oversubscribed threads swamp the ratios.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ from torch import Tensor, nn
 
 from eqbench.models.baselines import EGNN, NBodyGNN
 from eqbench.models.frame_averaging import FrameAveraging, fa_gnn
-from suites.timing import interleaved_medians
+from suites.timing import interleaved_medians, pin_allocator
 
 #: Seconds per forward pass reported by Puny et al. 2022 (n-body table); GNN has no reported time.
 PAPER_SECONDS = {"FA-GNN": 0.0041, "EGNN": 0.0062}
@@ -84,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=4, help="message-passing layers (default 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--allocator", choices=("pinned", "default"), default="pinned",
+                        help="pinned (default): keep freed memory in the process, see suites.timing.pin_allocator")
     args = parser.parse_args(argv)
+    allocator = pin_allocator() if args.allocator == "pinned" else "glibc malloc defaults"
     if args.threads:
         torch.set_num_threads(args.threads)
     rounds = 3 if args.quick else args.rounds
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     widths = ", ".join(f"{name} {width}" for name, width in PAPER_WIDTHS.items())
     print(
         f"n-body forward pass: {args.batch} systems x {args.particles} particles, {args.layers} layers, hidden {widths}; "
-        f"{device}, torch {torch.__version__}, median of {rounds} interleaved rounds"
+        f"{device}, torch {torch.__version__}, median of {rounds} interleaved rounds, {allocator}"
     )
     print(tabulate(rows, headers=["model", "ms / forward", "x EGNN", "x GNN", "paper s", "paper x EGNN"], disable_numparse=True))
     print(
