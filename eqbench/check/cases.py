@@ -14,6 +14,7 @@ A *case batch* is ``B`` inputs ``x`` (float64) and ``R`` group elements ``g_r``,
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -43,10 +44,7 @@ class CheckSetup:
     out_action: Action
     dtype: torch.dtype = torch.float32
     device: torch.device | str = "cpu"
-    #: Why the float64 twin failed, once it has (then it is not tried again).
-    float64_problem: str = ""
-    #: Why the float32 twin failed, once it has (then it is not tried again).
-    float32_problem: str = ""
+    #: The float64 twin (noise floor of a low-precision check, float64 diagnosis).
     float64_model: TwinModel = field(init=False)
     #: The float32 twin, for the noise floor of a float64 check (:mod:`eqbench.check.noise`).
     float32_model: TwinModel = field(init=False)
@@ -163,7 +161,6 @@ class InputSource:
             in_action.validate(inputs, "inputs")
             self.value = in_action.cast(inputs, torch.float64)
         self._cache: dict[InputStructure, Any] = {}
-        self._draw_from: Any = None
 
     def batch(self, structure: InputStructure | None) -> Any:
         """The float64 batch for ``structure`` (validated; the concrete value for ``None``)."""
@@ -188,19 +185,20 @@ class InputSource:
     def item(self, structure: InputStructure | None, item: int) -> Any:
         return self.in_action.index(self.batch(structure), slice(item, item + 1))
 
+    @functools.cached_property
+    def _drawn(self) -> Any:
+        """What a case input is drawn from: an item index of the concrete value, or a batch-1 structure."""
+        if self.generator is None:
+            return st.integers(0, self.in_action.batch_size(self.value) - 1)
+        return self.generator.structure_strategy(batch=1)
+
+    def _case(self, drawn: Any) -> tuple[InputStructure | None, int]:
+        return (None, drawn) if self.generator is None else (drawn, 0)
+
     def strategy(self) -> Any:
         """Hypothesis strategy over ``(structure, item)`` case inputs (batch-1 structures)."""
-        if self.generator is None:
-            return st.tuples(st.none(), st.integers(0, self.in_action.batch_size(self.value) - 1))
-        return st.tuples(self.generator.structure_strategy(batch=1), st.just(0))
+        return self._drawn.map(self._case)
 
     def draw(self, draw: st.DrawFn) -> tuple[InputStructure | None, int]:
         """What :meth:`strategy` draws, drawn inside a search composite with one nesting level less."""
-        if self._draw_from is None:
-            self._draw_from = (
-                st.integers(0, self.in_action.batch_size(self.value) - 1)
-                if self.generator is None
-                else self.generator.structure_strategy(batch=1)
-            )
-        drawn = draw(self._draw_from)
-        return (None, drawn) if self.generator is None else (drawn, 0)
+        return self._case(draw(self._drawn))

@@ -231,8 +231,8 @@ def _worst_case(search: SearchOutcome, random_worst: Case, random_max: float) ->
 
 def _diagnose(setup: CheckSetup, source: InputSource, case: Case, index: int, low_precision_error: float) -> Float64Diagnosis:
     """Re-run the counterexample in float64: is the violation rounding or structure?"""
-    if setup.float64_problem:
-        return Float64Diagnosis("unavailable", float("nan"), low_precision_error, setup.float64_problem)
+    if setup.float64_model.problem:
+        return Float64Diagnosis("unavailable", float("nan"), low_precision_error, setup.float64_model.problem)
     g = setup.group.element({key: value[index : index + 1] for key, value in case.params.items()})
     x64 = source.item(case.structure, case.item)
     try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import copy
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import torch
@@ -131,12 +132,16 @@ class TwinModel:
     The copy casts every real floating parameter and buffer (and whatever else a module's
     ``_apply`` covers, e.g. the generated code of e3nn's tensor products); it leaves the
     checked model untouched. A plain function is called as is on inputs in ``dtype``. A module
-    that cannot be copied raises :class:`ModelFailure` (kind ``precision``) when called.
+    that cannot be copied raises :class:`ModelFailure` (kind ``precision``) when called. A
+    float32 twin runs with TF32 off (:func:`full_float32`): it stands for float32 rounding.
+    ``problem`` says why the twin could not be evaluated, once a caller has found out (callers
+    then stop trying).
     """
 
     def __init__(self, model: Callable[..., Any], dtype: torch.dtype) -> None:
         self.model = model
         self.dtype = dtype
+        self.problem = ""
         self._copy: Callable[..., Any] | None = None if isinstance(model, nn.Module) else model
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -146,4 +151,22 @@ class TwinModel:
             except Exception as error:  # noqa: BLE001 - any copying problem means: no twin in this dtype
                 problem = f"cannot make a {self.dtype} copy of the model: {type(error).__name__}: {error}"
                 raise ModelFailure("precision", problem) from error
-        return self._copy(*args, **kwargs)
+        if self.dtype != torch.float32:
+            return self._copy(*args, **kwargs)
+        with full_float32():
+            return self._copy(*args, **kwargs)
+
+
+@contextmanager
+def full_float32() -> Iterator[None]:
+    """TF32 off for CUDA matmuls and cuDNN convolutions inside the block, restored after (no effect on the CPU).
+
+    On Ampere and later GPUs cuDNN convolutions default to TF32, whose 2^-11 rounding is not
+    float32's 2^-24.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn

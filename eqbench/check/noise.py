@@ -36,8 +36,6 @@ float64 re-run diagnoses that violation as ``numerical``.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -46,16 +44,7 @@ from eqbench.check.cases import CaseEvaluation, CheckSetup, forward
 from eqbench.check.forward import ModelFailure
 from eqbench.check.metrics import TINY, masked, row_norms
 
-
-@contextmanager
-def full_float32() -> Iterator[None]:
-    """TF32 off for CUDA matmuls and cuDNN convolutions inside the block, restored after (no effect on the CPU)."""
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+EPS64, EPS32 = torch.finfo(torch.float64).eps, torch.finfo(torch.float32).eps
 
 
 @dataclass
@@ -74,20 +63,17 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation) -> NoiseFloor:
     rows = evaluation.base_rows
     inputs = in_action.index(evaluation.stacked, slice(0, rows))
     observed = out_action.index(evaluation.outputs, slice(0, rows))
-    reference, method, factor = None, "float64", 1.0
-    if setup.dtype != torch.float64 and not setup.float64_problem:
+    if setup.dtype == torch.float64:
+        twin, method, factor = setup.float32_model, "float32-scaled", EPS64 / EPS32
+    else:
+        twin, method, factor = setup.float64_model, "float64", 1.0
+    reference = None
+    if not twin.problem:
         try:
-            reference = forward(setup.float64_model, setup, inputs, torch.float64)
+            reference = forward(twin, setup, inputs, twin.dtype)
         except ModelFailure as failure:
-            setup.float64_problem = f"no float64 evaluation: {failure}"
-    elif setup.dtype == torch.float64 and not setup.float32_problem:
-        try:
-            with full_float32():
-                reference = forward(setup.float32_model, setup, inputs, torch.float32)
-            method, factor = "float32-scaled", torch.finfo(torch.float64).eps / torch.finfo(torch.float32).eps
-        except ModelFailure as failure:
-            setup.float32_problem = f"no float32 evaluation: {failure}"
-    problem = setup.float64_problem or setup.float32_problem
+            twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
+    problem = twin.problem
     if reference is None:
         method = "batch-order"
         if rows == 1:  # one row has one order: nothing to compare
