@@ -27,7 +27,7 @@ may hand them back to the OS after the call (heap trimming), and whether the nex
 page faults again depends on what else sits on the heap, so the bare replay and the check's own
 passes pay them by chance (measured: bare medians from 1.2 s to 2.5 s between runs of the same
 configuration, ratios from 0.94 to 1.26). By default the script therefore pins the allocator
-(:func:`suites.timing.pin_allocator`: ``mallopt`` keeps freed memory in the process), so that both
+(:mod:`suites.runs`, ``mallopt`` keeps freed memory in the process), so that both
 sides run without page faults and the ratio measures the checker's CPU work; ``--allocator
 default`` leaves glibc as it is (the header then names any ``MALLOC_*`` environment settings).
 """
@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import copy
 import cProfile
-import os
 import pstats
 import sys
 from dataclasses import dataclass, field
@@ -48,12 +47,12 @@ from tabulate import tabulate
 from torch import nn
 
 from eqbench.actions import Invariant
-from eqbench.atomic import write_text_atomic
 from eqbench.check import check_equivariance
 from eqbench.groups import E3, Symmetric
 from eqbench.inputs import PointCloudInputs
 from eqbench.models.controls import DistanceMLP
-from suites.timing import interleaved_medians, pin_allocator
+from suites.runs import add_allocator_option, apply_allocator, write_report
+from suites.timing import interleaved_medians
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.1
@@ -169,10 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile even when the ratio is below the defect line")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="also write the output as markdown here")
-    parser.add_argument("--allocator", choices=("pinned", "default"), default="pinned",
-                        help="pinned (default): keep freed memory in the process, see suites.timing.pin_allocator")
+    add_allocator_option(parser)
     args = parser.parse_args(argv)
-    allocator = pin_allocator() if args.allocator == "pinned" else ""
+    allocator = apply_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:
@@ -184,10 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     instrument = Instrument()
     instrument.attach(model)
     parameters = sum(p.numel() for p in model.parameters())
-    malloc = ", ".join(f"{key}={value}" for key, value in sorted(os.environ.items()) if key.startswith("MALLOC_"))
     header = (f"DistanceMLP hidden={args.hidden} ({parameters:,} parameters), {args.points} points, "
               f"E(3) x S_n, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds, "
-              f"{allocator or 'glibc malloc ' + (malloc or 'defaults')}")
+              f"{allocator}")
 
     checks = build_checks(model, args.points, [0, args.search_examples])
     rows, worst = [], (0.0, "")
@@ -221,9 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                   profile_overhead(checks[label], instrument)]
     print("\n".join(lines))
     if args.out is not None:
-        command = "python -m suites.checker_overhead " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_text_atomic(args.out, f"# Checker overhead\n\nMeasured by `{command.strip()}`.\n\n" + "\n".join(lines) + "\n")
-        print(f"\nwrote {args.out}")
+        write_report(args.out, "Checker overhead", "suites.checker_overhead", argv, lines)
     return 0
 
 

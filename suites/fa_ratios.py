@@ -35,7 +35,8 @@ from torch import Tensor, nn
 
 from eqbench.models.baselines import EGNN, NBodyGNN
 from eqbench.models.frame_averaging import FrameAveraging, fa_gnn
-from suites.timing import interleaved_medians, pin_allocator
+from suites.runs import add_allocator_option, apply_allocator
+from suites.timing import interleaved_medians
 
 #: Seconds per forward pass reported by Puny et al. 2022 (n-body table); GNN has no reported time.
 PAPER_SECONDS = {"FA-GNN": 0.0041, "EGNN": 0.0062}
@@ -85,10 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=4, help="message-passing layers (default 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--allocator", choices=("pinned", "default"), default="pinned",
-                        help="pinned (default): keep freed memory in the process, see suites.timing.pin_allocator")
+    add_allocator_option(parser)
     args = parser.parse_args(argv)
-    allocator = pin_allocator() if args.allocator == "pinned" else "glibc malloc defaults"
+    allocator = apply_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
     rounds = 3 if args.quick else args.rounds

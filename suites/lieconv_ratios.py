@@ -433,11 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("GPU peaks are torch.cuda.max_memory_allocated, not comparable with the reference's CPU peak RSS")
     print("\n".join(lines))
     if args.out is not None:
-        from eqbench.atomic import write_text_atomic
+        from suites.runs import write_report
 
-        command = "python -m suites.lieconv_ratios " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_text_atomic(args.out, f"# LieConv vs the reference LieConv\n\nMeasured by `{command.strip()}`.\n\n" + "\n".join(lines) + "\n")
-        print(f"\nwrote {args.out}")
+        write_report(args.out, "LieConv vs the reference LieConv", "suites.lieconv_ratios", argv, lines)
     return 0
 
 
