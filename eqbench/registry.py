@@ -73,7 +73,7 @@ NO_EXPECTATION = "none"
 ENTRY_ARGUMENTS = frozenset({"model", "group", "inputs", "in_action", "out_action", "expected", "tolerance", "seed", "name", "mode"})
 ENTRY_POINT_GROUP = "eqbench.models"
 DEFAULT_SUITE = "default"
-BUILTIN_SUITE_MODULE = "eqbench.suite"
+BUILTIN_SUITE_MODULE = "eqbench.catalog"
 
 
 class RegistryError(ValueError):

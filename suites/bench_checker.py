@@ -6,7 +6,7 @@ Run from the repository root (see asv.conf.json)::
     ASV_PYTHONPATH=$PWD asv run -E existing --bench checker --set-commit-hash $(git rev-parse HEAD)  # recorded
     eqbench report --asv-results .asv/results --out reports/
 
-Checks use registered models (:mod:`eqbench.suite.controls`) with the registry's group,
+Checks use registered models (:mod:`eqbench.catalog.controls`) with the registry's group,
 actions and inputs, but explicit checker sizes so that a benchmark measures the same work
 whatever the registration's settings become: ``distance-mlp`` (exact, E(3) x S_n, invariant
 output), ``egnn-layer`` (exact, E(3) x S_n, a tuple of points and features out) and

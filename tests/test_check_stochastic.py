@@ -143,7 +143,7 @@ def test_distribution_mode_judges_each_row_against_its_own_noise() -> None:
 
 
 def test_results_carry_the_check_record_fields_and_the_bias_bound() -> None:
-    from eqbench.cli.check import RECORD_FIELDS
+    from eqbench.check.result import RECORD_FIELDS
 
     biased = check_stochastic(RandomSubsetRadius(16, tilt=2.0), SO3(), CLOUDS, CLOUDS.action, Invariant(), mode="distribution", repeats=16)
     assert 0 < biased.tolerance < biased.bias_bound < biased.max_rel_error  # the bound is the gap less 3 standard errors

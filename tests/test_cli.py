@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from eqbench.cli.check import RECORD_FIELDS, select_entries
+from eqbench.check.result import RECORD_FIELDS
+from eqbench.cli.check import select_entries
 from eqbench.cli.main import main
 
 USER_MODELS = Path(__file__).resolve().parents[1] / "examples" / "user_models.py"

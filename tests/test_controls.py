@@ -15,7 +15,7 @@ from eqbench.models import controls
 
 SEEDS = range(20)
 registry.load_builtin()
-CONTROLS = sorted(e.name for e in registry.entries() if e.source.startswith("eqbench.suite.controls:"))
+CONTROLS = sorted(e.name for e in registry.entries() if e.source.startswith("eqbench.catalog.controls:"))
 CORRECT = [name for name in CONTROLS if registry.get_entry(name).expected == "exact"]
 BROKEN = [name for name in CONTROLS if registry.get_entry(name).expected == "violated"]
 

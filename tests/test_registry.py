@@ -190,7 +190,7 @@ def register_noisy(registry, name: str, **settings):
 @pytest.mark.parametrize("mode", ["crn", "distribution"])
 def test_a_stochastic_entry_is_checked_by_check_stochastic_with_the_common_record_fields(fresh_registry, mode):
     from eqbench.check import StochasticResult
-    from eqbench.cli.check import RECORD_FIELDS
+    from eqbench.check.result import RECORD_FIELDS
 
     register_noisy(fresh_registry, f"test-noisy-{mode}", expected="approximate", tolerance=0.05, stochastic=mode,
                    check_options={"repeats": 8, "n_inputs": 4, "n_elements": 2})

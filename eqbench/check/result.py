@@ -12,6 +12,22 @@ from enum import Enum
 from typing import Any
 
 
+
+#: Record fields every ``--json`` record carries, whichever checker made it (``CheckResult.to_record``
+#: and ``StochasticResult.to_record`` add more); :mod:`eqbench.reports.records` reads them back.
+RECORD_FIELDS = (
+    "model",
+    "group",
+    "verdict",
+    "expected",
+    "max_rel_error",
+    "mean_rel_error",
+    "noise_floor",
+    "n_elements",
+    "seed",
+)
+
+
 class Verdict(str, Enum):
     """The outcome of a check (see :mod:`eqbench.check.verdict` for the thresholds).
 

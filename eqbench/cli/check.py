@@ -32,20 +32,6 @@ if TYPE_CHECKING:
 
     from eqbench.registry import EntryResult, ModelEntry
 
-#: Record fields every ``--json`` record carries, whichever checker made it (``CheckResult.to_record``
-#: and ``StochasticResult.to_record`` add more); :mod:`eqbench.reports.records` reads them back.
-RECORD_FIELDS = (
-    "model",
-    "group",
-    "verdict",
-    "expected",
-    "max_rel_error",
-    "mean_rel_error",
-    "noise_floor",
-    "n_elements",
-    "seed",
-)
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -163,6 +149,8 @@ def results_table(selected: Sequence[ModelEntry], results: Sequence[EntryResult]
 
 def write_records(path: Path, records: list[dict]) -> None:
     """Write ``records`` as an indented JSON list, atomically (temporary file, then ``os.replace``)."""
+    from eqbench.check.result import RECORD_FIELDS
+
     missing = [f for f in RECORD_FIELDS if any(f not in r for r in records)]
     if missing:
         raise RuntimeError(f"check records lack the field(s) {missing}")

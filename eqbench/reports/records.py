@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from eqbench.cli.check import RECORD_FIELDS as CHECK_FIELDS
+from eqbench.check.result import RECORD_FIELDS as CHECK_FIELDS
 from eqbench.reports.files import ReportInputError, read_json
 
 VERDICTS = ("exact", "approximate", "violated", "error")

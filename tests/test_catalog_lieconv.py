@@ -9,15 +9,15 @@ from eqbench.check import Verdict, monte_carlo_sweep
 from eqbench.inputs import InputStructure
 from eqbench.models.lieconv.groups import NAMES as LIFTING_GROUPS
 from eqbench.models.lieconv.groups import lifting_group
-from eqbench.suite import lieconv as suite
+from eqbench.catalog import lieconv as catalog_lieconv
 
 registry.load_builtin()
-ENTRIES = [entry for entry in registry.entries() if entry.source.startswith(suite.__name__ + ":")]
+ENTRIES = [entry for entry in registry.entries() if entry.source.startswith(catalog_lieconv.__name__ + ":")]
 #: The registered default suite runs seed 0 in CI; the tests use other seeds.
 DETERMINISTIC = [e.name for e in ENTRIES if e.stochastic is None]
 MONTE_CARLO = [e.name for e in ENTRIES if e.stochastic is not None and e.expected == "approximate"]
 #: How far above its tolerance a Monte-Carlo control's bias bound must lie (the 20-seed run's
-#: smallest ratio, seeds 0..19, is in the module docstring of eqbench.suite.lieconv).
+#: smallest ratio, seeds 0..19, is in the module docstring of eqbench.catalog.lieconv).
 CONTROL_MARGIN = 3.0
 
 
@@ -40,8 +40,8 @@ def test_monte_carlo_entries_meet_their_expectation_within_their_measured_spread
     entry = registry.get_entry(name)
     result = registry.run_entry(entry, seed=1)
     assert entry.matches(result.verdict) and result.mode == entry.stochastic, str(result)
-    assert 0 < result.spread <= suite.MEASURED_SPREAD[name]  # the recorded spread still bounds this network's
-    assert entry.tolerance == pytest.approx(suite.monte_carlo_tolerance(suite.MEASURED_SPREAD[name]))
+    assert 0 < result.spread <= catalog_lieconv.MEASURED_SPREAD[name]  # the recorded spread still bounds this network's
+    assert entry.tolerance == pytest.approx(catalog_lieconv.monte_carlo_tolerance(catalog_lieconv.MEASURED_SPREAD[name]))
     assert result.bias_bound <= entry.tolerance
 
 
@@ -75,7 +75,7 @@ def test_monte_carlo_networks_sample_afresh_at_each_call_and_repeat_under_a_seed
     """What check_stochastic relies on: the draws come from torch's global RNG (one stream per call)."""
     entry = registry.get_entry(name)
     network = model(name)
-    batch = suite.as_float32(entry.inputs(entry.inputs.default_structure(seed=5, batch=3)))
+    batch = catalog_lieconv.as_float32(entry.inputs(entry.inputs.default_structure(seed=5, batch=3)))
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         draws = [network(**batch) for _ in range(2)]
         torch.manual_seed(7)
@@ -104,7 +104,7 @@ def test_ball_sampling_error_falls_with_the_sample_count():
 
 
 def test_image_point_clouds_keep_the_pixels_within_the_radius():
-    pixels = suite.ImagePointClouds(size=9, radius=4.5)
+    pixels = catalog_lieconv.ImagePointClouds(size=9, radius=4.5)
     value = pixels(pixels.default_structure(seed=3, batch=2))
     images = pixels.images(pixels.default_structure(seed=3, batch=2))
     assert value["pos"].shape == (2, pixels.num_points, 2) and bool(value["mask"].all())
@@ -116,13 +116,13 @@ def test_image_point_clouds_keep_the_pixels_within_the_radius():
 
 
 def test_molecules_are_zero_on_padded_atoms():
-    molecules = suite.MoleculeInputs()
+    molecules = catalog_lieconv.MoleculeInputs()
     structure = InputStructure(seed=4, batch=3, num_points=10, num_padded=3)
     value = molecules(structure)
     real = value["charges"] > 0
     assert real.sum(1).tolist() == [7, 7, 7]
     assert torch.equal(value["one_hot"].sum(-1), real.to(value["one_hot"].dtype))
-    assert set(value["charges"][real].tolist()) <= set(map(float, suite.QM9_CHARGES))
+    assert set(value["charges"][real].tolist()) <= set(map(float, catalog_lieconv.QM9_CHARGES))
     molecules.action.validate(value)
 
 
