@@ -28,10 +28,19 @@ as a random lift). ``check_options`` are keyword arguments of that checker (e.g.
 
 Expected verdicts: ``"exact"`` is met only by the verdict ``exact``; ``"approximate"`` is met
 by ``approximate`` *and* by ``exact`` (a model declared approximately equivariant that turns
-out exact keeps its promise); ``"violated"`` is met only by ``violated`` (a broken control
-that passes means the checker missed it); ``"none"`` promises no symmetry (a baseline that is
-measured, not judged) and is met by every verdict but ``error``. The verdict ``error`` meets
-no expectation.
+out exact keeps its promise); ``"violated"`` (a negative control) is met by any verdict that
+is neither ``exact`` nor ``error``: the point of a control is that the check notices, and the
+tolerance only separates ``approximate`` from ``violated`` for a model that declares one (a
+small real leak reads ``approximate`` under the default tolerance); ``"error"`` is met only by
+``error`` (a deliberately broken model: it raises, returns the wrong shape, is not
+deterministic); ``"none"`` promises no symmetry (a baseline that is measured, not judged) and
+is met by every verdict but ``error``. The verdict ``error`` meets no other expectation.
+
+A ``dtype`` in ``check_options`` casts the model's floating parameters and buffers to it
+before the check (``check_options={"dtype": torch.float64}`` checks a float32-built model in
+float64). :func:`run_entry` never raises because of the model: an exception in the factory,
+the forward pass, an action or the error computation becomes the verdict ``error`` with a
+one-line message.
 """
 from __future__ import annotations
 
@@ -64,7 +73,8 @@ if TYPE_CHECKING:
 EXPECTATIONS: Mapping[str, frozenset[str]] = {
     "exact": frozenset({"exact"}),
     "approximate": frozenset({"exact", "approximate"}),
-    "violated": frozenset({"violated"}),
+    "violated": frozenset({"approximate", "violated"}),
+    "error": frozenset({"error"}),
     "none": frozenset({"exact", "approximate", "violated"}),
 }
 #: The expectation that promises nothing: the check runs without one (``expected=None``).
@@ -315,28 +325,55 @@ def run_entry(entry: ModelEntry, seed: int = 0, examples: int | None = None) -> 
     """Build ``entry``'s model (seeded) and check it with the entry's checker, group, actions, inputs and settings.
 
     ``examples`` overrides the number of hypothesis search examples (``search_examples``) of a
-    ``check_equivariance`` entry; a stochastic entry has no search and ignores it. The result
-    (:class:`~eqbench.check.CheckResult` or :class:`~eqbench.check.StochasticResult`) carries
-    the same record fields either way; its verdict is compared with the expectation by
-    :meth:`ModelEntry.matches`.
+    ``check_equivariance`` entry; a stochastic entry has no search and ignores it. A ``dtype``
+    option casts the model (module docstring). The result (:class:`~eqbench.check.CheckResult`
+    or :class:`~eqbench.check.StochasticResult`) carries the same record fields either way; its
+    verdict is compared with the expectation by :meth:`ModelEntry.matches`. Any exception
+    raised while building or checking the model (not ``KeyboardInterrupt``) gives the verdict
+    ``error`` with a one-line message naming where it happened.
     """
+    from eqbench.check.forward import cast_model
+
     options = dict(entry.check_options)
     if entry.stochastic is None:
         if examples is not None:
             options["search_examples"] = examples
     else:
         options["mode"] = entry.stochastic
-    return _checker(entry.stochastic)(
-        build_model(entry, seed),
-        entry.group,
-        entry.inputs,
-        entry.in_action,
-        entry.out_action,
+    try:
+        model = build_model(entry, seed)
+    except Exception as error:  # noqa: BLE001 - a user's factory may fail in any way; it is this model's error
+        return error_result(entry, seed, f"the model factory raised {_describe(error)}")
+    try:
+        if "dtype" in options:
+            model = cast_model(model, options["dtype"])
+        return _checker(entry.stochastic)(
+            model,
+            entry.group,
+            entry.inputs,
+            entry.in_action,
+            entry.out_action,
+            expected=None if entry.expected == NO_EXPECTATION else entry.expected,
+            tolerance=entry.tolerance,
+            seed=seed,
+            name=entry.name,
+            **options,
+        )
+    except Exception as error:  # noqa: BLE001 - an action, a metric or the model failed outside the checker's guards
+        return error_result(entry, seed, f"the check raised {_describe(error)}")
+
+
+def error_result(entry: ModelEntry, seed: int, message: str) -> CheckResult:
+    """A :class:`~eqbench.check.CheckResult` with the verdict ``error`` and ``message`` (one line), no errors measured."""
+    from eqbench.check.result import CheckResult, Verdict
+
+    nan = float("nan")
+    return CheckResult(
+        model=entry.name, group=entry.group.name, verdict=Verdict.ERROR,
         expected=None if entry.expected == NO_EXPECTATION else entry.expected,
-        tolerance=entry.tolerance,
-        seed=seed,
-        name=entry.name,
-        **options,
+        max_rel_error=nan, mean_rel_error=nan, max_abs_error=nan, mean_abs_error=nan, noise_floor=nan,
+        exact_threshold=nan, tolerance=entry.tolerance, n_elements=0, n_inputs=0, seed=seed, seconds=0.0,
+        dtype=str(entry.check_options.get("dtype", torch.float32)).removeprefix("torch."), message=" ".join(message.split()),
     )
 
 

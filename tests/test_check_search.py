@@ -197,12 +197,13 @@ def norm_plus_x(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_float64_rerun_tells_rounding_from_structure() -> None:
-    """On the y axis the cancellation is harmless (floor 0); rotated, float32 breaks the symmetry, float64 does not."""
+    """On the y axis the cancellation is harmless (floor 0); rotated, float32 breaks the symmetry by up to ~0.1,
+    float64 by ~1e-11: the error shrinks with precision, so it is rounding and the model is exact. The model is
+    so ill-conditioned there that float32 cannot evaluate it: that is reported as an ill-posed input."""
     on_axis = torch.tensor([[[0.0, 1.0]], [[0.0, 2.0]]], dtype=torch.float64)
     numerical = check_equivariance(norm_with_cancellation, SO2(), on_axis, Points(dim=2), Invariant(), search_examples=10, **FAST)
-    assert numerical.verdict is Verdict.VIOLATED
-    assert numerical.float64.kind == "numerical"
-    assert numerical.float64.max_rel_error < 1e-6 < numerical.float64.float32_max_rel_error
+    assert numerical.verdict is Verdict.EXACT and numerical.max_rel_error > 1e-2, str(numerical)
+    assert numerical.ill_posed is not None and numerical.ill_posed.gap > 1e-2
     structural = check_equivariance(norm_plus_x, SO2(), on_axis, Points(dim=2), Invariant(), search_examples=10, **FAST)
     assert structural.verdict is Verdict.VIOLATED and structural.float64.kind == "structural"
     assert structural.float64.max_rel_error > 1e-3

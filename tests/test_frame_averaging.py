@@ -119,7 +119,8 @@ def test_nearly_symmetric_clouds_get_the_multiplicity_frame_and_the_naive_frame_
     The naive frame is still a frame at a gap of 1e-6 (equivariant in exact arithmetic), and its error is its
     rounding amplified by 1 / gap: the float64 check's float32-scaled noise floor sees the same amplification,
     so it is exact by the checker's definition, with a floor and an error a thousand times ours. At 1e-9 the
-    gap is below float32's resolution and the float64 error exceeds ten times the floor."""
+    gap is below float32's resolution: the float32 twin takes other eigenvectors (an ill-posed input, reported,
+    never a floor) and the float64 error does not shrink with precision."""
     symmetric = SYMMETRIC(InputStructure(seed=0, batch=3, num_points=8, degenerate="symmetric"))
     noise = torch.randn(symmetric.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     near = symmetric + jitter * symmetric.abs().max() * noise
@@ -129,9 +130,12 @@ def test_nearly_symmetric_clouds_get_the_multiplicity_frame_and_the_naive_frame_
     ours = check_equivariance(ours_model, E3() * Symmetric(), near, Points(), Vectors(), **options)
     naive = check_equivariance(averaged("E", "vectors", "naive").double(), E3() * Symmetric(), near, Points(), Vectors(), **options)
     assert str(ours.verdict) == "exact", str(ours)
-    assert naive.max_rel_error > 1e3 * ours.max_rel_error and naive.noise_floor > 1e3 * ours.noise_floor, str(naive)
+    assert naive.max_rel_error > 1e3 * ours.max_rel_error, str(naive)
     if jitter < 1e-7:
-        assert str(naive.verdict) != "exact", str(naive)
+        # the naive frame's float32 and float64 evaluations take different eigenvectors: a discontinuity, not a floor
+        assert str(naive.verdict) != "exact" and naive.ill_posed is not None and naive.ill_posed.gap > 0.1, str(naive)
+    else:
+        assert naive.noise_floor > 1e3 * ours.noise_floor, str(naive)
 
 
 @pytest.mark.parametrize("degenerate", ["duplicate", "collinear", "coplanar", "symmetric"])

@@ -83,15 +83,17 @@ def test_group_filter_normalises_names_and_sees_product_factors(fresh_registry):
 
 
 def test_expectations_approximate_accepts_exact(fresh_registry):
+    """``violated`` (a negative control) is met by any verdict that notices the break; ``error`` only by ``error``."""
     verdicts = ("exact", "approximate", "violated", "error")
     table = {}
-    for expected in ("exact", "approximate", "violated", "none"):
+    for expected in ("exact", "approximate", "violated", "error", "none"):
         register_deepsets(fresh_registry, f"test-{expected}", expected=expected)
         table[expected] = [fresh_registry.get_entry(f"test-{expected}").matches(v) for v in verdicts]
     assert table == {
         "exact": [True, False, False, False],
         "approximate": [True, True, False, False],
-        "violated": [False, False, True, False],
+        "violated": [False, True, True, False],
+        "error": [False, False, False, True],
         "none": [True, True, True, False],
     }
 

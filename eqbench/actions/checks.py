@@ -31,6 +31,25 @@ def require_size(x: Tensor, axis: int, size: int | None, where: str, what: str, 
         )
 
 
+def require_count(x: Tensor, lead: int, trail: int, size: int | None, where: str, what: str) -> None:
+    """The axes between the first ``lead`` and the last ``trail`` hold ``size`` values in all (no check for ``None``).
+
+    This is what a declared ``size`` means: values per item (per point for per-point fields),
+    spatial axes excluded; a model returning ``(B, N, 3)`` where ``(B, k)`` was declared fails here.
+    """
+    if size is None:
+        return
+    inner = tuple(x.shape[lead : x.dim() - trail])
+    count = 1
+    for length in inner:
+        count *= length
+    if count != size:
+        raise DataError(
+            f"{where}: expected {what} with {size} value(s) per {'point' if lead == 2 else 'item'} (declared size={size}), "
+            f"got shape {tuple(x.shape)} ({count})"
+        )
+
+
 def require_floating(x: Tensor, where: str, what: str) -> None:
     if not x.is_floating_point():
         raise DataError(f"{where}: expected {what} with a floating dtype, got {x.dtype}")

@@ -10,7 +10,8 @@ For ``g = (M, t, p)`` (see :mod:`eqbench.groups.element`), on the spatial axis (
 
 Per-point fields ``(B, N, ..., d)`` are also re-indexed by the permutation, ``(g.X)_i = X_{p[i]}``;
 global fields ``(B, ..., d)`` are not. Any channel axes between the point axis and the
-spatial axes are carried along. The math runs in the field's own dtype.
+spatial axes are carried along; ``size=k`` declares that they hold ``k`` vectors (points,
+tensors) per point (per item for a global field), so a value of another shape is an error. The math runs in the field's own dtype.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from eqbench.actions.checks import (
     check_batch,
     check_space_dim,
     require_finite,
+    require_count,
     require_floating,
     require_ndim,
     require_size,
@@ -38,6 +40,8 @@ class SpatialField(FieldAction):
 
     per_point: bool
     dim: int | None
+    #: Declared number of vectors (points, tensors) per point, or per item for a global field; ``None``: any.
+    size: int | None = None
     #: How many trailing axes have length ``d`` (1 for vectors and points, ``k`` for rank-``k`` tensors).
     spatial_axes: int = 1
     what: str = "vectors"
@@ -57,6 +61,7 @@ class SpatialField(FieldAction):
             raise DataError(f"{where}: expected {self.what} of shape {self.layout} with equal spatial axes, got {tuple(x.shape)}")
         for axis in range(1, self.spatial_axes + 1):
             require_size(x, -axis, self.dim, where, self.what, self.layout)
+        require_count(x, 2 if self.per_point else 1, self.spatial_axes, self.size, where, self.what)
         require_finite(x, where)
 
     def apply(self, g: Element, x: Tensor) -> Tensor:
@@ -82,6 +87,7 @@ class Vectors(SpatialField):
     per_point: bool = True
     pseudo: bool = False
     dim: int | None = None
+    size: int | None = None
 
     @property
     def what(self) -> str:  # type: ignore[override]
@@ -100,6 +106,7 @@ class Points(SpatialField):
 
     per_point: bool = True
     dim: int | None = None
+    size: int | None = None
     what = "points"
 
     def transform(self, g: Element, x: Tensor) -> Tensor:
@@ -119,6 +126,7 @@ class Tensors(SpatialField):
     per_point: bool = True
     rank: int = 2
     dim: int | None = None
+    size: int | None = None
     what = "tensors"
 
     def __post_init__(self) -> None:

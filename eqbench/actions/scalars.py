@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from eqbench.actions.checks import check_batch, require_dtype, require_finite, require_ndim, require_tensor
+from eqbench.actions.checks import check_batch, require_count, require_dtype, require_finite, require_ndim, require_tensor
 from eqbench.actions.field import FieldAction
 from eqbench.actions.transforms import permute_points
 from eqbench.groups.element import Element
@@ -22,9 +22,12 @@ class Scalars(FieldAction):
 
     The trivial representation of the geometric part (``rho(M, t) = 1``); per-point scalars
     are re-indexed by the permutation part. Any dtype (integer atom types included).
+    ``size`` (optional) declares the number of values per point (per item for global scalars):
+    a value of another size is a :class:`~eqbench.actions.base.DataError`.
     """
 
     per_point: bool = True
+    size: int | None = None
 
     @property
     def layout(self) -> str:
@@ -39,12 +42,16 @@ class Scalars(FieldAction):
     def validate(self, x: Tensor, where: str = "input") -> None:
         require_tensor(x, where, "scalars")
         require_ndim(x, where, "scalars", self.layout, 2 if self.per_point else 1)
+        require_count(x, 2 if self.per_point else 1, 0, self.size, where, "scalars")
         require_finite(x, where)
 
 
 @dataclass(frozen=True, repr=False)
 class Invariant(Scalars):
-    """A global invariant output, shape ``(B, ...)``: ``g.y = y`` for every ``g`` (``Scalars(per_point=False)``)."""
+    """A global invariant output, shape ``(B, ...)``: ``g.y = y`` for every ``g`` (``Scalars(per_point=False)``).
+
+    ``Invariant(size=k)`` declares ``k`` values per item (e.g. ``(B, k)``).
+    """
 
     per_point: bool = field(default=False, init=False)
 

@@ -53,6 +53,16 @@ class CheckSetup:
         self.float64_model = TwinModel(self.model, torch.float64)
         self.float32_model = TwinModel(self.model, torch.float32)
 
+    @property
+    def other_model(self) -> TwinModel:
+        """The twin in the other precision: float32 for a float64 check, float64 otherwise (:mod:`eqbench.check.rounding`)."""
+        return self.float32_model if self.dtype == torch.float64 else self.float64_model
+
+    @property
+    def low_dtype(self) -> torch.dtype:
+        """The lower of the checked dtype and its twin's."""
+        return torch.float32 if self.dtype == torch.float64 else self.dtype
+
     def to_model(self, x64: Any, dtype: torch.dtype) -> Any:
         """Floating tensors of ``x64`` cast to ``dtype`` and moved to the device."""
         return self.in_action.map_tensors(
@@ -110,16 +120,20 @@ def _to_cpu_float64(t: Tensor) -> Tensor:
     return t.to(device="cpu", dtype=torch.float64) if t.is_floating_point() else t.cpu()
 
 
-def evaluate_cases(setup: CheckSetup, x64: Any, g: Element, owner: Tensor, *, float64: bool = False) -> CaseEvaluation:
+def evaluate_cases(
+    setup: CheckSetup, x64: Any, g: Element, owner: Tensor, *, twin: TwinModel | None = None
+) -> CaseEvaluation:
     """Errors of ``f(g_r.x_{owner[r]})`` against ``g_r.f(x_{owner[r]})`` for every ``r`` (one forward pass).
 
-    ``float64=True`` evaluates the float64 twin instead of the model in the checked dtype.
-    Raises :class:`~eqbench.check.forward.ModelFailure`.
+    ``twin`` (one of ``setup``'s dtype twins) is evaluated instead of the model in the checked
+    dtype. Raises :class:`~eqbench.check.forward.ModelFailure`.
     """
     base_rows = setup.in_action.batch_size(x64)
     stacked = stack_transformed(setup.in_action, x64, g, owner)
-    model = setup.float64_model if float64 else setup.model
-    outputs = forward(model, setup, stacked, torch.float64 if float64 else setup.dtype)
+    if twin is None:
+        outputs = forward(setup.model, setup, stacked, setup.dtype)
+    else:
+        outputs = forward(twin, setup, stacked, twin.dtype)
     out_action = setup.out_action
     fx = out_action.index(outputs, slice(0, base_rows))
     try:

@@ -9,15 +9,19 @@ model's input and output, in three steps:
    element on every input: ``exhaustive``), evaluated in ONE stacked forward
    pass (:mod:`eqbench.check.cases`); the noise floor from one more pass over the inputs in
    float64 (in float32, scaled by eps64/eps32, for a float64 check; :mod:`eqbench.check.noise`);
+   one more pass over the inputs alone in the checked dtype tells whether the model is a
+   deterministic function of each item (:mod:`eqbench.check.determinism`; if not, ``error``);
 2. **search** (``search_examples > 0``): hypothesis looks for inputs and elements that break
    the expectation and shrinks what it finds (:mod:`eqbench.check.search`); each searched
    input is checked with its drawn element and ``n_elements - 1`` random ones in one pass;
-3. **verdict** (:mod:`eqbench.check.verdict`): ``exact`` / ``approximate`` / ``violated`` from
-   the largest scale-adjusted relative error; ``error`` when the model raised, returned NaN or
-   a wrong shape, or changed its input. A low-precision check that is violated or misses its
-   expectation is re-run in float64 on its counterexample to tell ``numerical`` from
-   ``structural`` failures (an ``exact`` model that reads ``approximate`` in float32 because a
-   translation cost its coordinates bits, or flipped a tie, is ``numerical``).
+3. **verdict** (:mod:`eqbench.check.verdict`): every sample above the exact threshold is
+   re-evaluated in the other precision (:mod:`eqbench.check.rounding`, worst first), and only
+   an error that does not shrink with precision is unexplained; ``exact`` when nothing is,
+   else ``approximate`` / ``violated`` from the largest unexplained error against the
+   tolerance; ``error`` when the model raised, returned NaN or a wrong shape, changed its
+   input, or was not deterministic. ``result.float64`` gives the counterexample's errors in
+   both precisions; ``result.ill_posed`` an input where the model's float32 and float64
+   outputs differ by more than ``ILL_POSED_GAP`` (discontinuous or ill-posed there).
 
 ``max_rel_error``/``max_abs_error`` cover the random phase and the search;
 ``mean_rel_error``/``mean_abs_error`` the random phase only (the search is adversarial).
@@ -25,6 +29,7 @@ model's input and output, in three steps:
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from typing import Any, Callable
 
@@ -33,12 +38,22 @@ import torch
 from eqbench.actions.base import Action
 from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, evaluate_cases
 from eqbench.check.forward import ModelFailure, model_name
-from eqbench.check.noise import noise_floor
-from eqbench.check.reproduce import counterexample
-from eqbench.check.result import CheckResult, EquivarianceError, Float64Diagnosis, Verdict, meets_expectation
+from eqbench.check.determinism import nondeterminism
+from eqbench.check.noise import NoiseFloor, noise_floor
+from eqbench.check.reproduce import counterexample, params_to_lists
+from eqbench.check.result import CheckResult, EquivarianceError, Float64Diagnosis, IllPosed, Verdict
+from eqbench.check.rounding import Judgement, judge_samples
 from eqbench.check.search import Case, Judge, SearchOutcome, run_search
-from eqbench.check.verdict import check_expected, decide, exact_threshold, failure_threshold, is_numerical
+from eqbench.check.verdict import (
+    check_expected,
+    decide,
+    exact_threshold,
+    failure_threshold,
+    float64_threshold,
+    is_ill_posed,
+)
 from eqbench.groups.base import Group, Params, cat_params
+from eqbench.inputs.base import InputStructure
 
 
 def check_equivariance(
@@ -114,21 +129,28 @@ def check_equivariance(
     try:
         evaluation = evaluate_cases(setup, x64, g, owner)
         floor = noise_floor(setup, evaluation)
+        threshold, high_threshold = exact_threshold(floor.value, dtype), float64_threshold(floor.value, dtype)
+        result.noise_floor, result.exact_threshold = floor.value, threshold
+        unrepeatable = nondeterminism(setup, evaluation, threshold)
+        if unrepeatable:
+            result.message = unrepeatable
+            return _finish(result, start)
+        table = evaluation.table
+        judgement = judge_samples(setup, x64, g, owner, evaluation, table, threshold, high_threshold, worst_few=True)
     except ModelFailure as failure:
         result.message = f"model failed on the random phase's inputs: {failure}"
         return _finish(result, start)
-    table = evaluation.table
     rel, absolute = table.rel, table.abs  # each property stacks every output leaf: read them once
-    random_max = float(rel.max())
-    threshold = exact_threshold(floor.value, dtype)
-    worst, _ = table.worst()
+    random_unexplained = judgement.unexplained_error(rel)
+    worst = max(range(rel.shape[0]), key=lambda r: (bool(judgement.unexplained[r]), float(rel[r])))
     random_worst = Case(structure, int(owner[worst]), {key: value[worst : worst + 1] for key, value in params.items()})
     search = SearchOutcome()
     if search_examples > 0:
-        anchor = random_worst if random_max > failure_threshold(expected, threshold, tolerance) else None
-        judge = Judge(expected, threshold, tolerance)
+        failing = random_unexplained > failure_threshold(expected, tolerance)
+        judge = Judge(expected, threshold, high_threshold, tolerance, table)
         search = run_search(
-            setup, source, judge=judge, examples=search_examples, elements=n_elements, seed=seed, anchor=anchor
+            setup, source, judge=judge, examples=search_examples, elements=n_elements, seed=seed,
+            anchor=random_worst if failing else None,
         )
 
     result.per_output = {leaf.name: leaf.summary() for leaf in table.leaves}
@@ -136,15 +158,19 @@ def check_equivariance(
         summary = result.per_output[leaf_name]
         summary.max_rel_error = max(summary.max_rel_error, leaf_rel)
         summary.max_abs_error = max(summary.max_abs_error, leaf_abs)
-    result.max_rel_error = max(random_max, search.max_rel_error)
+    result.max_rel_error = max(float(rel.max()), search.max_rel_error)
     result.mean_rel_error = float(rel.mean())
     result.max_abs_error = max(float(absolute.max()), search.max_abs_error)
     result.mean_abs_error = float(absolute.mean())
-    result.noise_floor, result.exact_threshold = floor.value, threshold
+    result.unexplained_error = max(random_unexplained, search.unexplained_error)
     result.n_elements += search.elements
     result.search_examples = search.evaluations
+    result.ill_posed = _ill_posed(setup, source, structure, floor, judgement, owner, params, search)
     exact_action = search.exact_action and acts_exactly(in_action, g) and acts_exactly(out_action, g)
     notes = [f"noise floor by {floor.method}" + (f" ({floor.detail})" if floor.detail else "")]
+    problem = judgement.problem or search.problem
+    if problem:
+        notes.append(f"errors above the exact threshold could not be re-evaluated in the other precision ({problem})")
     if enumerated is not None:
         notes.append(f"exhaustive: all {per_input} elements of {group.name} on each input")
     if not exact_action:
@@ -154,13 +180,14 @@ def check_equivariance(
         result.verdict = Verdict.ERROR
         notes.insert(0, f"model failed on a searched input: {search.failure}")
     else:
-        result.verdict = decide(result.max_rel_error, threshold, tolerance, exact_action)
+        result.verdict = decide(result.unexplained_error, tolerance, exact_action)
     if result.verdict is not Verdict.EXACT:
-        case, index, origin = _worst_case(search, random_worst, random_max)
+        random_key = (bool(judgement.unexplained[worst]), float(rel[worst]))
+        random_case = (random_worst, 0, "random", random_key, float(judgement.other_error[worst]))
+        case, index, origin, key, other = _worst_case(search, random_case, random_key)
         result.counterexample = counterexample(setup, source, case.structure, case.item, case.params, index, origin)
-        missed = result.expected is not None and not meets_expectation(result.verdict, result.expected)
-        if (result.verdict is Verdict.VIOLATED or missed) and result.verdict is not Verdict.ERROR and dtype != torch.float64:
-            result.float64 = _diagnose(setup, source, case, index, result.counterexample.rel_error)
+        if result.verdict is not Verdict.ERROR:
+            result.float64 = _diagnosis(setup, key, other, problem)
     result.message = "; ".join(notes)
     return _finish(result, start)
 
@@ -216,33 +243,62 @@ def _check_arguments(
             raise ValueError(f"{label} must be an integer >= {least}, got {value!r}")
 
 
-def _worst_case(search: SearchOutcome, random_worst: Case, random_max: float) -> tuple[Case, int, str]:
-    """The shrunk search failure if any, else the worst sample of the search or of the random phase.
+def _worst_case(
+    search: SearchOutcome, random_case: tuple[Case, int, str, tuple[bool, float], float], random_key: tuple[bool, float]
+) -> tuple[Case, int, str, tuple[bool, float], float]:
+    """The shrunk search failure if any, else the worst sample (unexplained ones first) of the search or the random phase.
 
-    Returns the case (its ``params`` a batch), the index of the element in that batch, and the origin.
+    Returns the case (its ``params`` a batch), the index of the element in that batch, the
+    origin, whether the sample is unexplained with its error in the checked dtype, and its
+    error in the other precision (NaN when it was not re-evaluated).
     """
     if search.case is not None:
-        return search.case, 0, "search"
-    if search.worst is not None and search.max_rel_error > random_max:
-        case, params, index = search.worst
-        return Case(case.structure, case.item, params), index, "search"
-    return random_worst, 0, "random"
+        return search.case, 0, "search", (True, search.case_error), search.case_other_error
+    if search.worst is not None and search.worst_key > random_key:
+        case, params, index, other = search.worst
+        return Case(case.structure, case.item, params), index, "search", search.worst_key, other
+    return random_case
 
 
-def _diagnose(setup: CheckSetup, source: InputSource, case: Case, index: int, low_precision_error: float) -> Float64Diagnosis:
-    """Re-run the counterexample in float64: is the violation rounding or structure?"""
-    if setup.float64_model.problem:
-        return Float64Diagnosis("unavailable", float("nan"), low_precision_error, setup.float64_model.problem)
-    g = setup.group.element({key: value[index : index + 1] for key, value in case.params.items()})
-    x64 = source.item(case.structure, case.item)
-    try:
-        table = evaluate_cases(setup, x64, g, torch.zeros(1, dtype=torch.long), float64=True).table
-    except ModelFailure as failure:
-        detail = f"the model does not run in float64: {failure}"
-        return Float64Diagnosis("unavailable", float("nan"), low_precision_error, detail)
-    error = float(table.rel.max())
-    kind = "numerical" if is_numerical(error, low_precision_error) else "structural"
-    return Float64Diagnosis(kind, error, low_precision_error)
+def _diagnosis(setup: CheckSetup, key: tuple[bool, float], other: float, problem: str) -> Float64Diagnosis | None:
+    """The counterexample's errors in both precisions and whether they shrink with precision (its judgement).
+
+    ``None`` when the sample was within the exact threshold (nothing to explain).
+    """
+    unexplained, error = key
+    if math.isnan(other):
+        return Float64Diagnosis("unavailable", float("nan"), error, problem) if problem else None
+    low, high = (other, error) if setup.dtype == torch.float64 else (error, other)
+    return Float64Diagnosis("structural" if unexplained else "numerical", high, low)
+
+
+def _ill_posed(
+    setup: CheckSetup,
+    source: InputSource,
+    structure: InputStructure | None,
+    floor: NoiseFloor,
+    judgement: Judgement,
+    owner: torch.Tensor,
+    params: Params,
+    search: SearchOutcome,
+) -> IllPosed | None:
+    """The input with the largest float32-vs-float64 gap of the model, when above ``ILL_POSED_GAP`` (a finding)."""
+    found = [
+        (floor.gap, lambda: IllPosed(floor.gap, _structure(structure), floor.gap_row, None, "random")),
+        (judgement.gap, lambda: IllPosed(
+            judgement.gap, _structure(structure), int(owner[judgement.gap_sample]),
+            params_to_lists(params, judgement.gap_sample)[0], "random",
+        )),
+    ]
+    if search.ill_posed is not None:
+        gap, case, case_params, index = search.ill_posed
+        found.append((gap, lambda: IllPosed(gap, _structure(case.structure), case.item, params_to_lists(case_params, index)[0], "search")))
+    gap, make = max(found, key=lambda pair: pair[0])
+    return make() if is_ill_posed(gap) else None
+
+
+def _structure(structure: InputStructure | None) -> dict[str, Any] | None:
+    return None if structure is None else structure.to_dict()
 
 
 def _finish(result: CheckResult, start: float) -> CheckResult:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import weakref
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
 import torch
@@ -121,7 +121,7 @@ def dtype_copy(module: nn.Module, dtype: torch.dtype) -> nn.Module:
     cached = copies.get(dtype)
     if cached is not None and cached[0] == state:
         return cached[1]
-    twin = copy.deepcopy(module)._apply(lambda t: t.to(dtype) if t.is_floating_point() else t)
+    twin = cast_model(copy.deepcopy(module), dtype)
     copies[dtype] = (state, twin)
     return twin
 
@@ -131,30 +131,61 @@ class TwinModel:
 
     The copy casts every real floating parameter and buffer (and whatever else a module's
     ``_apply`` covers, e.g. the generated code of e3nn's tensor products); it leaves the
-    checked model untouched. A plain function is called as is on inputs in ``dtype``. A module
-    that cannot be copied raises :class:`ModelFailure` (kind ``precision``) when called. A
-    float32 twin runs with TF32 off (:func:`full_float32`): it stands for float32 rounding.
-    ``problem`` says why the twin could not be evaluated, once a caller has found out (callers
-    then stop trying).
+    checked model untouched. A module that cannot be deep-copied (it holds a lock, an open
+    file, an imported module object) is cast in place instead for each call
+    (:func:`cast_in_place`: its own tensors are swapped back afterwards, bit for bit). A plain
+    function is called as is on inputs in ``dtype``. A float32 twin runs with TF32 off
+    (:func:`full_float32`): it stands for float32 rounding. ``problem`` says why the twin could
+    not be evaluated, once a caller has found out (callers then stop trying).
     """
 
     def __init__(self, model: Callable[..., Any], dtype: torch.dtype) -> None:
         self.model = model
         self.dtype = dtype
         self.problem = ""
+        self.in_place = False
         self._copy: Callable[..., Any] | None = None if isinstance(model, nn.Module) else model
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._copy is None:
+        if self._copy is None and not self.in_place:
             try:
                 self._copy = dtype_copy(self.model, self.dtype)
-            except Exception as error:  # noqa: BLE001 - any copying problem means: no twin in this dtype
-                problem = f"cannot make a {self.dtype} copy of the model: {type(error).__name__}: {error}"
-                raise ModelFailure("precision", problem) from error
-        if self.dtype != torch.float32:
+            except Exception:  # noqa: BLE001 - any copying problem: cast the module itself for each call
+                self.in_place = True
+        with full_float32() if self.dtype == torch.float32 else nullcontext():
+            if self.in_place:
+                with cast_in_place(self.model, self.dtype):
+                    return self.model(*args, **kwargs)
             return self._copy(*args, **kwargs)
-        with full_float32():
-            return self._copy(*args, **kwargs)
+
+
+@contextmanager
+def cast_in_place(module: nn.Module, dtype: torch.dtype) -> Iterator[None]:
+    """Every real floating parameter and buffer of ``module`` holds a ``dtype`` copy of its values inside the block.
+
+    The original storages are put back afterwards (the very same tensors, so nothing is lost
+    even for float64 -> float32 -> float64), also when the block raises.
+    """
+    saved = []
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.is_floating_point() and tensor.dtype != dtype:
+            saved.append((tensor, tensor.data))
+            tensor.data = tensor.data.to(dtype)
+    try:
+        yield
+    finally:
+        for tensor, data in saved:
+            tensor.data = data
+
+
+def cast_model(model: Any, dtype: torch.dtype) -> Any:
+    """``model`` with its real floating parameters and buffers in ``dtype`` (a module; anything else unchanged).
+
+    Integer and complex tensors keep their dtype, as in :func:`dtype_copy`.
+    """
+    if isinstance(model, nn.Module):
+        return model._apply(lambda t: t.to(dtype) if t.is_floating_point() else t)
+    return model
 
 
 @contextmanager

@@ -5,21 +5,25 @@ For each output leaf (a named tensor of the model's output) and each sample ``r`
 
 * absolute error ``a_r = ||f(g.x) - g.f(x)||_2`` over every non-batch axis;
 * output scale ``s = sqrt(mean ||y||^2)`` over every output ``y`` of the check: the ``f(x)``
-  of each input and the ``f(g.x)`` of each sample;
+  of each input and the ``f(g.x)`` of each sample of the random phase, pooled with those of
+  the searched example being judged (:meth:`ErrorTable.pooled`), never one example's own
+  outputs alone;
 * scale-adjusted relative error ``a_r / (s + tiny)``: **the verdict uses this one.** An output
-  that vanishes by symmetry on some inputs (the equivariant dipole of benzene is zero) has
-  ``||f(x)|| ~ rounding`` there; dividing by ``s`` keeps rounding at rounding size instead of
-  turning it into ``O(1)``, and a near-identity element cannot hide an error behind a large
-  ``||f(x)||`` of its own;
+  that vanishes by symmetry on some inputs (the equivariant dipole of benzene is zero, the
+  centroid vector of a 2-point cloud too) has ``||f(x)|| ~ rounding`` there; dividing by the
+  check's ``s`` (which the generic inputs of the random phase keep at the model's typical
+  output size) keeps rounding at rounding size instead of turning it into ``O(1)``, and a
+  near-identity element cannot hide an error behind a large ``||f(x)||`` of its own;
 * per-sample ratio ``a_r / (||g.f(x)||_2 + tiny)``: the textbook relative error, for reference.
 
 Per-point leaves of masked inputs ignore padded points (``in_action.point_mask``): their rows
-are zeroed before every norm. Integer bookkeeping leaves (masks, edge indices; not
-``comparable``) are compared exactly: a sample's error is the number of differing entries
-(absolute) and 1 when any differ (relative).
+are zeroed before every norm. Integer and boolean leaves (masks, edge
+indices, class labels, counts: not ``comparable``, or not floating) are compared exactly: a
+sample's error is the number of differing entries (absolute) and 1 when any differ (relative).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -53,6 +57,15 @@ class LeafErrors:
     rel: Tensor
     ratio: Tensor
     scale: float
+    #: ``sum ||y||^2`` and the number of rows ``y`` behind ``scale`` (for pooling scales of several evaluations).
+    square_sum: float = 0.0
+    rows: int = 0
+
+    def rescaled(self, scale: float) -> LeafErrors:
+        """The same errors relative to another output scale (an exactly compared leaf keeps its own)."""
+        if not self.rows:
+            return self
+        return LeafErrors(self.name, self.abs, self.abs / (scale + TINY), self.ratio, scale, self.square_sum, self.rows)
 
     def summary(self) -> OutputErrors:
         return OutputErrors(
@@ -79,7 +92,7 @@ def leaf_errors(fgx: Leaf, gfx: Leaf, fx: Leaf, mask: Tensor | None, base_mask: 
             f"model output {name} has shape {tuple(fgx.tensor.shape)} on transformed inputs but the "
             f"transformed output has shape {tuple(gfx.tensor.shape)}",
         )
-    if not fgx.comparable:
+    if exactly_compared(fgx):
         differ = masked(fgx.tensor != gfx.tensor, mask, fgx.per_point).reshape(fgx.tensor.shape[0], -1)
         count = differ.sum(dim=1).to(torch.float64)
         wrong = (count > 0).to(torch.float64)
@@ -88,14 +101,22 @@ def leaf_errors(fgx: Leaf, gfx: Leaf, fx: Leaf, mask: Tensor | None, base_mask: 
     b = masked(gfx.tensor, mask, fgx.per_point)
     absolute = row_norms(a - b)
     outputs = torch.cat([row_norms(masked(fx.tensor, base_mask, fx.per_point)), row_norms(a)])
-    scale = float(torch.sqrt(outputs.square().mean()))
+    square_sum = float(outputs.square().sum())
+    scale = math.sqrt(square_sum / outputs.numel())
     return LeafErrors(
         name=name,
         abs=absolute,
         rel=absolute / (scale + TINY),
         ratio=absolute / (row_norms(b) + TINY),
         scale=scale,
+        square_sum=square_sum,
+        rows=outputs.numel(),
     )
+
+
+def exactly_compared(leaf: Leaf) -> bool:
+    """Whether a leaf is compared entry by entry (integer bookkeeping fields, integer or boolean outputs)."""
+    return not leaf.comparable or not (leaf.tensor.is_floating_point() or leaf.tensor.is_complex())
 
 
 @dataclass
@@ -112,6 +133,27 @@ class ErrorTable:
     @property
     def abs(self) -> Tensor:
         return torch.stack([leaf.abs for leaf in self.leaves]).amax(dim=0)
+
+    @property
+    def scales(self) -> list[float]:
+        return [leaf.scale for leaf in self.leaves]
+
+    def rescaled(self, scales: list[float]) -> ErrorTable:
+        """The same errors relative to other output scales, one per leaf (e.g. the check's)."""
+        return ErrorTable([leaf.rescaled(scale) for leaf, scale in zip(self.leaves, scales)])
+
+    def pooled(self, reference: ErrorTable) -> ErrorTable:
+        """Errors relative to the RMS output norm over this table's outputs and ``reference``'s together.
+
+        The search judges an example against the check's scale pooled with its own outputs:
+        the random phase's generic inputs keep it at the model's typical output size, so an
+        example whose outputs vanish by symmetry cannot shrink it to rounding size.
+        """
+        scales = [
+            math.sqrt((own.square_sum + ref.square_sum) / max(own.rows + ref.rows, 1))
+            for own, ref in zip(self.leaves, reference.leaves)
+        ]
+        return self.rescaled(scales)
 
     def worst(self) -> tuple[int, str]:
         """Index of the worst sample and the name of its worst leaf."""

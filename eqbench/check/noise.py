@@ -31,8 +31,14 @@ each output's scale (the same normalisation as the errors, :mod:`eqbench.check.m
   threshold (:mod:`eqbench.check.verdict`) matters most there.
 
 The floor deliberately ignores the transformed inputs: a model whose rounding grows with
-the transformation (cancellation far from the origin) is then caught as violated, and the
-float64 re-run diagnoses that violation as ``numerical``.
+the transformation (cancellation far from the origin) shows errors above the exact threshold,
+which the re-evaluation in the other precision (:mod:`eqbench.check.rounding`) then explains as
+rounding.
+
+A row whose float32-vs-float64 gap (before the ``eps64 / eps32`` scaling) exceeds
+:data:`~eqbench.check.verdict.ILL_POSED_GAP` is not rounding: the model is discontinuous or
+ill-posed on that input. Such rows are left out of the floor and reported (``gap``,
+``gap_row``) as a finding; a floor is never raised by them.
 """
 from __future__ import annotations
 
@@ -42,7 +48,8 @@ import torch
 
 from eqbench.check.cases import CaseEvaluation, CheckSetup, forward
 from eqbench.check.forward import ModelFailure
-from eqbench.check.metrics import TINY, masked, row_norms
+from eqbench.check.metrics import TINY, exactly_compared, masked, row_norms
+from eqbench.check.verdict import ILL_POSED_GAP
 
 EPS64, EPS32 = torch.finfo(torch.float64).eps, torch.finfo(torch.float32).eps
 
@@ -52,6 +59,9 @@ class NoiseFloor:
     value: float
     method: str
     detail: str = ""
+    #: Largest float32-vs-float64 gap of the model on one input (relative, unscaled; 0 for batch-order) and its row.
+    gap: float = 0.0
+    gap_row: int = -1
 
 
 def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation) -> NoiseFloor:
@@ -82,10 +92,14 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation) -> NoiseFloor:
         reversed_out = forward(setup.model, setup, in_action.index(inputs, order), setup.dtype)
         reference = out_action.index(reversed_out, order)
     mask = in_action.point_mask(inputs)
-    floor = 0.0
+    gaps = torch.zeros(rows, dtype=torch.float64)
     for got, want, errors in zip(out_action.leaves(observed), out_action.leaves(reference), evaluation.table.leaves):
-        if not got.comparable:
+        if exactly_compared(got):
             continue
-        gap = row_norms(masked(got.tensor - want.tensor, mask, got.per_point))
-        floor = max(floor, factor * float(gap.max()) / (errors.scale + TINY))
-    return NoiseFloor(floor, method, problem)
+        gap = row_norms(masked(got.tensor - want.tensor, mask, got.per_point)) / (errors.scale + TINY)
+        gaps = torch.maximum(gaps, gap)
+    rounding = gaps[~(gaps > ILL_POSED_GAP)] if method != "batch-order" else gaps
+    floor = factor * float(rounding.max()) if rounding.numel() else 0.0
+    if method == "batch-order":
+        return NoiseFloor(floor, method, problem)
+    return NoiseFloor(floor, method, problem, float(gaps.max()), int(gaps.argmax()))

@@ -31,11 +31,11 @@ RECORD_FIELDS = (
 class Verdict(str, Enum):
     """The outcome of a check (see :mod:`eqbench.check.verdict` for the thresholds).
 
-    * ``exact``: the largest error sits at the noise floor rounding alone gives;
-    * ``approximate``: above the floor but within the declared tolerance;
+    * ``exact``: every error is rounding (it shrinks with precision);
+    * ``approximate``: the largest error that is not rounding is within the declared tolerance;
     * ``violated``: beyond the tolerance;
     * ``error``: the model could not be checked (it raised, returned NaN or the wrong shape,
-      or changed its input).
+      changed its input, or gave different outputs on the same inputs).
     """
 
     EXACT = "exact"
@@ -51,13 +51,22 @@ def meets_expectation(verdict: Verdict, expected: str | None) -> bool | None:
     """Whether ``verdict`` meets ``expected`` (``None`` without an expectation).
 
     ``"approximate"`` is met by ``exact`` or ``approximate`` (it promises errors within the
-    tolerance); every other expectation must be met exactly.
+    tolerance); ``"violated"`` (a negative control) by ``approximate`` or ``violated``: the
+    point of a control is that the check notices, the tolerance only separates the two for a
+    model that declares one; ``"exact"`` and ``"error"`` must be met exactly.
     """
     if expected is None:
         return None
-    if expected == Verdict.APPROXIMATE.value:
-        return verdict in (Verdict.EXACT, Verdict.APPROXIMATE)
-    return verdict.value == expected
+    return verdict in MEETS[expected]
+
+
+#: The verdicts that meet each expectation (:func:`meets_expectation`).
+MEETS: dict[str, frozenset[Verdict]] = {
+    Verdict.EXACT.value: frozenset({Verdict.EXACT}),
+    Verdict.APPROXIMATE.value: frozenset({Verdict.EXACT, Verdict.APPROXIMATE}),
+    Verdict.VIOLATED.value: frozenset({Verdict.APPROXIMATE, Verdict.VIOLATED}),
+    Verdict.ERROR.value: frozenset({Verdict.ERROR}),
+}
 
 
 class EquivarianceError(AssertionError):
@@ -113,17 +122,41 @@ class Counterexample:
 
 @dataclass
 class Float64Diagnosis:
-    """The counterexample re-run in float64 after a float32 (or lower precision) check was violated or missed its expectation.
+    """The worst sample above the exact threshold, re-evaluated in the other precision (:mod:`eqbench.check.rounding`).
 
-    ``kind`` is ``"numerical"`` when the error falls to the float64 floor (or by at least the
-    factor :data:`~eqbench.check.verdict.NUMERICAL_DROP`), i.e. rounding broke the symmetry,
-    ``"structural"`` when it stays, and ``"unavailable"`` when the model cannot run in float64.
+    ``kind`` is ``"numerical"`` when its error shrinks with precision (rounding, by the rule of
+    :mod:`eqbench.check.verdict`), ``"structural"`` when it does not, and ``"unavailable"`` when
+    the model cannot run in the other precision. ``max_rel_error`` is the sample's float64
+    error, ``float32_max_rel_error`` its float32 (or lower precision) error: for a float64
+    check the float32 twin gave the latter.
     """
 
     kind: str
     max_rel_error: float
     float32_max_rel_error: float
     detail: str = ""
+
+
+@dataclass
+class IllPosed:
+    """An input where the model's float32 and float64 evaluations differ by more than ``ILL_POSED_GAP``.
+
+    The model is discontinuous or ill-posed there (a finding, never counted as rounding).
+    ``gap`` is the difference relative to the output scale; ``structure`` / ``item`` name the
+    input like a :class:`Counterexample`; ``params`` the element (``None``: the untransformed
+    input); ``source`` is ``"random"`` or ``"search"``.
+    """
+
+    gap: float
+    structure: dict[str, Any] | None
+    item: int
+    params: dict[str, list] | None
+    source: str
+
+    def describe(self) -> str:
+        where = self.structure if self.structure is not None else f"item {self.item}"
+        element = "" if self.params is None else f", element {self.params}"
+        return f"discontinuous or ill-posed at input {where}{element} ({self.source}): float32 and float64 differ by {self.gap:.3g}"
 
 
 @dataclass
@@ -146,8 +179,11 @@ class CheckResult:
     seed: int
     seconds: float
     dtype: str
+    #: The largest error of a sample that is not rounding (0 when every sample is; the verdict reads it).
+    unexplained_error: float = float("nan")
     per_output: dict[str, OutputErrors] = field(default_factory=dict)
     counterexample: Counterexample | None = None
+    ill_posed: IllPosed | None = None
     float64: Float64Diagnosis | None = None
     message: str = ""
     search_examples: int = 0
@@ -171,6 +207,7 @@ class CheckResult:
             "mean_rel_error": self.mean_rel_error,
             "max_abs_error": self.max_abs_error,
             "mean_abs_error": self.mean_abs_error,
+            "unexplained_error": self.unexplained_error,
             "noise_floor": self.noise_floor,
             "exact_threshold": self.exact_threshold,
             "tolerance": self.tolerance,
@@ -184,6 +221,8 @@ class CheckResult:
             "float64_kind": self.float64.kind if self.float64 else None,
             "float64_max_rel_error": self.float64.max_rel_error if self.float64 else None,
             "counterexample": self.counterexample.reproduce if self.counterexample else None,
+            "ill_posed_gap": self.ill_posed.gap if self.ill_posed else None,
+            "ill_posed": self.ill_posed.describe() if self.ill_posed else None,
             "message": self.message,
         }
         return {key: json_safe(value) for key, value in record.items()}
@@ -195,7 +234,7 @@ class CheckResult:
         lines = [
             f"{self.model} under {self.group}: {self.verdict.value}{expectation}",
             f"  max relative error {self.max_rel_error:.3g} (mean {self.mean_rel_error:.3g}), "
-            f"max absolute error {self.max_abs_error:.3g}",
+            f"max absolute error {self.max_abs_error:.3g}, unexplained by rounding {self.unexplained_error:.3g}",
             f"  noise floor {self.noise_floor:.3g}, exact threshold {self.exact_threshold:.3g}, "
             f"tolerance {self.tolerance:.3g} ({self.dtype})",
             f"  {self.n_elements} group elements{' (exhaustive)' if self.exhaustive else ''} on {self.n_inputs} inputs "
@@ -212,6 +251,8 @@ class CheckResult:
                 f"  float64 re-run: {self.float64.kind} (max rel error {self.float64.max_rel_error:.3g} "
                 f"vs {self.float64.float32_max_rel_error:.3g}) {self.float64.detail}".rstrip()
             )
+        if self.ill_posed is not None:
+            lines.append("  " + self.ill_posed.describe())
         if self.message:
             lines.append("  " + self.message.replace("\n", "\n  "))
         if self.counterexample is not None and self.verdict is not Verdict.EXACT:

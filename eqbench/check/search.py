@@ -11,22 +11,19 @@ evaluated batched: the drawn element plus ``elements - 1`` Haar-random ones (``e
 check's ``n_elements``, so a searched input gets as many elements as a random-phase input; the
 random ones come from a generator seeded by the check seed and the case) in one forward pass.
 Drawing an example through hypothesis costs about as much as a small forward pass, so the
-random elements, nearly free in the same batch, are what keeps the search's time in the model. The drawn element's
-error steers the search (``hypothesis.target``, once it is above the example's exact
-threshold: hill-climbing on rounding noise would spend the search on one corner of the
-input space) and decides failure: an error above the threshold of the expectation
-(:func:`eqbench.check.verdict.failure_threshold`), or a model failure. Hypothesis then
-shrinks the failing example (fewer points, generic configuration, seed 0, an element nearer
-the identity) and replays the minimal one last.
+random elements, nearly free in the same batch, are what keeps the search's time in the model.
 
-Every example is normalised by its own output scale and judged against its own noise floor
-(:func:`eqbench.check.noise.noise_floor` on its input; one more forward pass of one row in
-float64): its exact threshold is ``max(T_example, T_check)``, with ``T_check`` the random
-phase's. The floor is only measured for an example with some error above ``T_check``: below
-it, the example's own threshold cannot change the clipping or the judgement. An example whose outputs vanish by symmetry has a floor of order 1, so its rounding
-is not a failure. An error within the example's exact threshold is rounding: it enters the
-check's maximum clipped to ``T_check``, so that ``max_rel_error <= exact_threshold`` still
-means ``exact``.
+Every example is judged by the rule of :mod:`eqbench.check.verdict`: its errors are relative to
+the check's output scale pooled with the example's own outputs
+(:meth:`~eqbench.check.metrics.ErrorTable.pooled`; an example whose outputs vanish by symmetry
+cannot shrink it), and every sample above the check's exact threshold is re-evaluated in the
+other precision (:mod:`eqbench.check.rounding`) before the example is accepted or rejected:
+only an error that does not shrink with precision is *unexplained*. The drawn element's
+unexplained error steers the search (``hypothesis.target``: hill-climbing on rounding would
+spend the search on one corner of the input space) and decides failure: above the failure
+threshold of the expectation (:func:`eqbench.check.verdict.failure_threshold`), or a model
+failure. Hypothesis then shrinks the failing example (fewer points, generic configuration,
+seed 0, an element nearer the identity) and replays the minimal one last.
 
 Seeding a known failure: hypothesis does not shrink explicit ``@example``s (it reports them
 as they are and stops), so a violation already found by the random phase is offered instead
@@ -68,8 +65,9 @@ from hypothesis import strategies as st
 
 from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, evaluate_cases
 from eqbench.check.forward import ModelFailure
-from eqbench.check.noise import noise_floor
-from eqbench.check.verdict import exact_threshold, failure_threshold
+from eqbench.check.metrics import ErrorTable
+from eqbench.check.rounding import judge_samples
+from eqbench.check.verdict import failure_threshold
 from eqbench.groups.base import Params, cat_params
 from eqbench.groups.strategies import ParamChoices
 from eqbench.inputs.base import InputStructure
@@ -143,11 +141,16 @@ class Case:
 
 @dataclass(frozen=True)
 class Judge:
-    """What counts as a failure: the expectation, the check's exact threshold, the tolerance."""
+    """What counts as a failure: the expectation, the check's exact and float64 thresholds, the tolerance.
+
+    ``reference`` is the random phase's error table, whose outputs set the scale (pooled).
+    """
 
     expected: str | None
     threshold: float
+    high_threshold: float
     tolerance: float
+    reference: ErrorTable
 
 
 @dataclass
@@ -157,8 +160,10 @@ class CaseOutcome:
     error: float
     failed: bool
     failure: ModelFailure | None = None
-    #: Whether the error is above the example's own exact threshold (a signal worth steering towards).
-    above_floor: bool = False
+    #: Whether the drawn element's error is unexplained by rounding (a signal worth steering towards).
+    unexplained: bool = False
+    #: The drawn element's error in the other precision (NaN when it was not re-evaluated).
+    other_error: float = float("nan")
 
 
 class _Failure(Exception):
@@ -169,19 +174,29 @@ class _Failure(Exception):
 
 @dataclass
 class SearchOutcome:
-    """Everything the search saw (errors are scale-adjusted relative errors per example)."""
+    """Everything the search saw (errors are relative to the check's scale pooled with each example's)."""
 
     evaluations: int = 0
     elements: int = 0
     max_rel_error: float = 0.0
     max_abs_error: float = 0.0
+    #: The largest error of a sample that did not shrink with precision.
+    unexplained_error: float = 0.0
     per_output: dict[str, tuple[float, float]] = field(default_factory=dict)
     exact_action: bool = True
     #: The minimal failing example hypothesis replayed last, and its model failure if any.
     case: Case | None = None
     failure: ModelFailure | None = None
-    #: The worst sample seen (any of an example's elements): case, element batch params, index.
-    worst: tuple[Case, Params, int] | None = None
+    case_error: float = float("nan")
+    case_other_error: float = float("nan")
+    #: The worst sample seen (any of an example's elements; unexplained ones first): case, element batch
+    #: params, index, and its error in the other precision (NaN when not re-evaluated).
+    worst: tuple[Case, Params, int, float] | None = None
+    worst_key: tuple[bool, float] = (False, -1.0)
+    #: The largest float32-vs-float64 gap of the model on a re-evaluated sample: gap, case, params, index.
+    ill_posed: tuple[float, Case, Params, int] | None = None
+    #: Why a re-evaluation in the other precision could not run ("" when it could or was not needed).
+    problem: str = ""
 
 
 def run_search(
@@ -233,7 +248,7 @@ def run_search(
             if outcome.evaluations >= budget:
                 return
             result = memo[key] = evaluate(setup, source, case, judge, elements, seed, outcome)
-        if result.above_floor:
+        if result.unexplained:
             hypothesis.target(min(result.error, 1e300), label="relative equivariance error")
         if result.failed:
             raise _Failure(case, result)
@@ -242,6 +257,7 @@ def run_search(
         probe()
     except _Failure as found:
         outcome.case, outcome.failure = found.case, found.outcome.failure
+        outcome.case_error, outcome.case_other_error = found.outcome.error, found.outcome.other_error
     return outcome
 
 
@@ -267,28 +283,29 @@ def evaluate(
     outcome.evaluations += 1
     outcome.elements += g.batch_size
     outcome.exact_action &= acts_exactly(setup.in_action, g) and acts_exactly(setup.out_action, g)
+    owner = torch.zeros(g.batch_size, dtype=torch.long)
     try:
-        evaluation = evaluate_cases(setup, x64, g, torch.zeros(g.batch_size, dtype=torch.long))
-        table = evaluation.table
-        maxima = [(leaf.name, float(leaf.rel.max()), float(leaf.abs.max())) for leaf in table.leaves]
-        own = judge.threshold
-        if max(rel for _, rel, _ in maxima) > own:
-            own = max(exact_threshold(noise_floor(setup, evaluation).value, setup.dtype), own)
+        evaluation = evaluate_cases(setup, x64, g, owner)
+        table = evaluation.table.pooled(judge.reference)
+        judgement = judge_samples(setup, x64, g, owner, evaluation, table, judge.threshold, judge.high_threshold, first=0)
     except ModelFailure as failure:
         return CaseOutcome(float("inf"), True, failure)
-
-    def clipped(rel: float) -> float:
-        """An error within the example's own threshold is rounding: at most ``T_check`` (monotone in ``rel``)."""
-        return min(rel, judge.threshold) if rel <= own else rel
-
-    for name, rel, absolute in maxima:
-        seen_rel, seen_abs = outcome.per_output.get(name, (0.0, 0.0))
-        outcome.per_output[name] = (max(seen_rel, clipped(rel)), max(seen_abs, absolute))
-    worst = clipped(max(rel for _, rel, _ in maxima))
-    if worst > outcome.max_rel_error:
-        outcome.max_rel_error = worst
-        samples = table.rel
-        outcome.worst = (case, params, int(torch.where(samples <= own, samples.clamp(max=judge.threshold), samples).argmax()))
-    outcome.max_abs_error = max(outcome.max_abs_error, max(absolute for _, _, absolute in maxima))
-    error = max(float(leaf.rel[0]) for leaf in table.leaves)
-    return CaseOutcome(error, error > failure_threshold(judge.expected, own, judge.tolerance), above_floor=error > own)
+    outcome.problem = outcome.problem or judgement.problem
+    for leaf in table.leaves:
+        seen_rel, seen_abs = outcome.per_output.get(leaf.name, (0.0, 0.0))
+        outcome.per_output[leaf.name] = (max(seen_rel, float(leaf.rel.max())), max(seen_abs, float(leaf.abs.max())))
+    rel = table.rel
+    outcome.max_rel_error = max(outcome.max_rel_error, float(rel.max()))
+    outcome.max_abs_error = max(outcome.max_abs_error, float(table.abs.max()))
+    outcome.unexplained_error = max(outcome.unexplained_error, judgement.unexplained_error(rel))
+    keys = [(bool(u), float(e)) for u, e in zip(judgement.unexplained, rel)]
+    index = max(range(len(keys)), key=keys.__getitem__)
+    if keys[index] > outcome.worst_key:
+        outcome.worst_key = keys[index]
+        outcome.worst = (case, params, index, float(judgement.other_error[index]))
+    if judgement.gap > (outcome.ill_posed[0] if outcome.ill_posed else 0.0):
+        outcome.ill_posed = (judgement.gap, case, params, judgement.gap_sample)
+    drawn = bool(judgement.unexplained[0])
+    error = float(rel[0])
+    failed = drawn and error > failure_threshold(judge.expected, judge.tolerance)
+    return CaseOutcome(error, failed, unexplained=drawn, other_error=float(judgement.other_error[0]))

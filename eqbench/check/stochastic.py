@@ -51,7 +51,7 @@ from torch import Tensor
 from eqbench.actions.base import Action
 from eqbench.check.cases import CheckSetup, InputSource, forward
 from eqbench.check.forward import ModelFailure, model_name
-from eqbench.check.metrics import TINY, masked, row_norms
+from eqbench.check.metrics import TINY, exactly_compared, masked, row_norms
 from eqbench.check.result import Verdict, json_safe, meets_expectation
 from eqbench.check.verdict import absolute_floor, check_expected, decide
 from eqbench.groups.base import Group
@@ -176,7 +176,7 @@ class _Runs:
 
     def leaves(self, value: Any, mask: Tensor | None) -> list[Tensor]:
         """Comparable float64 leaves with padded points zeroed."""
-        return [masked(leaf.tensor, mask, leaf.per_point) for leaf in self.setup.out_action.leaves(value) if leaf.comparable]
+        return [masked(leaf.tensor, mask, leaf.per_point) for leaf in self.setup.out_action.leaves(value) if not exactly_compared(leaf)]
 
     def seeds(self, count: int) -> list[int]:
         """``count`` evaluation seeds, drawn from the check seed's generator after the group elements."""
@@ -300,7 +300,7 @@ def check_stochastic(
         errors = _run_errors(gfx, fgx, scales)
         result.max_rel_error, result.mean_rel_error = float(errors.max()), float(errors.mean())
         result.noise_floor, result.z_score, result.bias_bound = floor, float("nan"), result.max_rel_error
-        result.verdict = decide(result.max_rel_error, floor, tolerance)
+        result.verdict = decide(result.max_rel_error if result.max_rel_error > floor else 0.0, tolerance)
     else:
         mean_gap, noise, bound = _mean_gaps(gfx, fgx, scales)
         result.max_rel_error, result.mean_rel_error = float(mean_gap.max()), float(mean_gap.mean())
@@ -308,7 +308,7 @@ def check_stochastic(
         result.z_score = float(torch.sqrt(mean_gap.square().mean()) / (result.noise_floor + TINY))
         consistent = result.z_score <= Z_CRITICAL or result.max_rel_error <= floor
         if not consistent:
-            result.verdict = decide(result.bias_bound, 0.0, tolerance)
+            result.verdict = decide(result.bias_bound, tolerance)
             result.message = f"z = {result.z_score:.3g}: a bias beyond sampling noise (equivariant in distribution up to z = {Z_CRITICAL})"
         elif result.spread <= floor:
             result.verdict = Verdict.EXACT

@@ -9,7 +9,9 @@
 Which models: the named ones; else, with ``--plugin``, the plugins' models; else the suite
 given by ``--suite`` (default: ``default``). ``--group`` and ``--suite`` filter any of these.
 Exit status: 0 when every verdict meets its expectation, 1 when any does not, 2 on a usage
-error (unknown model, group or plugin, bad arguments), reported on one line.
+error (unknown model, group or plugin, bad arguments), reported on one line. A model that
+fails in any way gets its own ``error`` line; the others are still checked. Ctrl-C stops
+after the models done so far, writes their table (and JSON) and exits with 130.
 """
 from __future__ import annotations
 
@@ -58,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     plugin_entries = load_models(args.plugin)
     selected = select_entries(args.models, suite=args.suite, group=args.group, plugin_entries=plugin_entries or None)
     results = check_entries(selected, seed=args.seed, examples=args.examples)
+    interrupted = len(results) < len(selected)
+    selected = selected[: len(results)]
     console = make_console()
     console.print(results_table(selected, results))
     mismatches = [(e, r) for e, r in zip(selected, results) if not e.matches(r.verdict)]
@@ -68,7 +72,14 @@ def run(args: argparse.Namespace) -> int:
         write_records(args.json, [result.to_record() for result in results])
     summary = f"{len(selected) - len(mismatches)} of {len(selected)} verdicts as expected"
     console.print(summary if not mismatches else f"[bold red]{summary}[/]")
+    if interrupted:
+        console.print(f"[bold red]interrupted: {len(results)} model(s) checked, the rest not[/]")
+        return INTERRUPTED
     return 1 if mismatches else 0
+
+
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 
 def select_entries(
@@ -102,7 +113,10 @@ def select_entries(
 
 
 def check_entries(selected: Sequence[ModelEntry], seed: int, examples: int | None) -> list[EntryResult]:
-    """Run each entry's check in turn, with a progress bar on stderr when it is a terminal."""
+    """Run each entry's check in turn, with a progress bar on stderr when it is a terminal.
+
+    Ctrl-C stops the loop: the results of the entries done so far are returned (fewer than selected).
+    """
     from rich.markup import escape
     from rich.progress import (
         BarColumn,
@@ -118,10 +132,13 @@ def check_entries(selected: Sequence[ModelEntry], seed: int, examples: int | Non
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=make_console(stderr=True), transient=True) as progress:
         task = progress.add_task("checking", total=len(selected))
-        for entry in selected:
-            progress.update(task, description=f"checking {escape(entry.name)}")
-            results.append(run_entry(entry, seed=seed, examples=examples))
-            progress.advance(task)
+        try:
+            for entry in selected:
+                progress.update(task, description=f"checking {escape(entry.name)}")
+                results.append(run_entry(entry, seed=seed, examples=examples))
+                progress.advance(task)
+        except KeyboardInterrupt:
+            pass
     return results
 
 

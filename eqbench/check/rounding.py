@@ -1,0 +1,142 @@
+"""Rounding or structure: samples above the exact threshold re-evaluated in the other precision.
+
+This is step 2 of the rule in :mod:`eqbench.check.verdict`. Given a batch of samples already
+evaluated in the checked dtype (their errors ``e`` and the exact threshold ``T_exact``), the
+samples with ``e > T_exact`` are re-run through the model's twin in the other precision
+(float64 for a float32 check, float32 for a float64 check), worst first: the worst
+``REEVALUATED_FIRST`` in one stacked forward pass, then, only when every one of them was
+rounding, all the others in one more. A sample that does not shrink with precision is
+*unexplained*; the search stops re-evaluating at the first one (every sample below it is at
+most as large, so the verdict does not depend on them). A model with nothing above
+``T_exact`` (the usual exact model) costs nothing here.
+
+The same passes give the model's own float32-vs-float64 gap on the re-evaluated inputs and
+transformed inputs (relative to the check's output scale): above
+:data:`~eqbench.check.verdict.ILL_POSED_GAP` it marks an input where the model is
+discontinuous or ill-posed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from eqbench.check.cases import CaseEvaluation, CheckSetup, evaluate_cases
+from eqbench.check.forward import ModelFailure
+from eqbench.check.metrics import TINY, ErrorTable, exactly_compared, masked, row_norms
+from eqbench.check.verdict import REEVALUATED_FIRST, shrinks_with_precision
+from eqbench.groups.element import Element
+
+
+@dataclass
+class Judgement:
+    """Which of ``R`` samples are unexplained by rounding, and what the re-evaluation saw."""
+
+    unexplained: Tensor  # (R,) bool
+    #: (R,) error of each sample in the other precision (NaN where it was not re-evaluated).
+    other_error: Tensor
+    #: Largest float32-vs-float64 gap of the model on a re-evaluated sample's rows, and that sample (-1: none).
+    gap: float = 0.0
+    gap_sample: int = -1
+    #: Why samples above the threshold could not be re-evaluated ("" when they could).
+    problem: str = ""
+
+    def unexplained_error(self, rel: Tensor) -> float:
+        """The largest error of an unexplained sample (0 when every sample is rounding)."""
+        return float(rel[self.unexplained].max()) if bool(self.unexplained.any()) else 0.0
+
+
+def judge_samples(
+    setup: CheckSetup,
+    x64: Any,
+    g: Element,
+    owner: Tensor,
+    evaluation: CaseEvaluation,
+    table: ErrorTable,
+    threshold: float,
+    high_threshold: float,
+    first: int | None = None,
+    worst_few: bool = False,
+) -> Judgement:
+    """Judge every sample of an evaluated case batch by the rule of :mod:`eqbench.check.verdict`.
+
+    ``table`` holds the samples' errors relative to the check's scales (``evaluation.table``
+    may be relative to the batch's own); ``threshold`` is ``T_exact``, ``high_threshold`` is
+    ``T_64``. Sample ``first`` (the search's drawn element), when above ``T_exact``, is
+    re-evaluated in the first pass whatever its rank, so that it is always judged itself.
+    ``worst_few`` (the random phase) re-evaluates the worst ``REEVALUATED_FIRST`` samples even
+    when they are within ``T_exact``: a real leak smaller than the lower precision's rounding
+    (1e-6 of the output in float32) does not shrink in float64 and is found there.
+    """
+    rel = table.rel
+    samples = rel.shape[0]
+    judgement = Judgement(torch.zeros(samples, dtype=torch.bool), torch.full((samples,), math.nan, dtype=torch.float64))
+    ranked = torch.argsort(rel, descending=True)
+    above = ranked[: (rel > threshold).sum()]
+    if worst_few:
+        above = ranked[: max(above.numel(), min(REEVALUATED_FIRST, samples))]
+    if above.numel() == 0:
+        return judgement
+    if first is not None and bool((above == first).any()):
+        above = torch.cat([above[above == first], above[above != first]])
+    twin = setup.other_model
+    start = 0
+    for stop in (REEVALUATED_FIRST, above.numel()):
+        batch = above[start:stop]
+        if batch.numel() == 0:
+            break
+        if not twin.problem:
+            try:
+                other = _reevaluate(setup, x64, g, owner, batch, table)
+            except ModelFailure as failure:
+                twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
+        if twin.problem:  # no re-evaluation: what is above T_exact stays unexplained
+            judgement.problem = twin.problem
+            rest = above[start:]
+            judgement.unexplained[rest[rel[rest] > threshold]] = True
+            break
+        other_rel = other.table.rel
+        judgement.other_error[batch] = other_rel
+        gaps = _gaps(setup, evaluation, other, owner, batch, table)
+        low, high = (other_rel, rel[batch]) if setup.dtype == torch.float64 else (rel[batch], other_rel)
+        low_rounding = float(torch.maximum(low, gaps).max())  # r_lo: the model's lower-precision rounding here
+        rounding = shrinks_with_precision(low_rounding, high, high_threshold, setup.low_dtype)
+        judgement.unexplained[batch] = ~rounding
+        worst = int(gaps.argmax())
+        if float(gaps[worst]) > judgement.gap:
+            judgement.gap, judgement.gap_sample = float(gaps[worst]), int(batch[worst])
+        if not bool(rounding.all()):
+            judgement.unexplained[above[stop:]] = True
+            break
+        start = stop
+    return judgement
+
+
+def _reevaluate(setup: CheckSetup, x64: Any, g: Element, owner: Tensor, batch: Tensor, table: ErrorTable) -> CaseEvaluation:
+    """The samples ``batch`` evaluated by the twin, errors relative to ``table``'s scales."""
+    inputs, local_owner = torch.unique(owner[batch], return_inverse=True)
+    evaluation = evaluate_cases(setup, setup.in_action.index(x64, inputs), g.index(batch), local_owner, twin=setup.other_model)
+    evaluation.table = evaluation.table.rescaled(table.scales)
+    return evaluation
+
+
+def _gaps(
+    setup: CheckSetup, checked: CaseEvaluation, other: CaseEvaluation, owner: Tensor, batch: Tensor, table: ErrorTable
+) -> Tensor:
+    """``(len(batch),)`` the model's own gap between the two precisions on each sample's input and transformed input."""
+    in_action, out_action = setup.in_action, setup.out_action
+    inputs, local_owner = torch.unique(owner[batch], return_inverse=True)
+    # rows of the checked pass matching the twin's stacked rows [x_inputs; g_batch . x]
+    rows = torch.cat([inputs, checked.base_rows + batch])
+    mine = out_action.index(checked.outputs, rows)
+    mask = in_action.point_mask(other.stacked)
+    gaps = torch.zeros(rows.numel(), dtype=torch.float64)
+    for got, want, leaf in zip(out_action.leaves(mine), out_action.leaves(other.outputs), table.leaves):
+        if exactly_compared(got):
+            continue
+        gaps = torch.maximum(gaps, row_norms(masked(got.tensor - want.tensor, mask, got.per_point)) / (leaf.scale + TINY))
+    base, transformed = gaps[: inputs.numel()], gaps[inputs.numel() :]
+    return torch.maximum(transformed, base[local_owner])
