@@ -49,7 +49,7 @@ from eqbench.check.verdict import (
     decide,
     exact_threshold,
     failure_threshold,
-    float64_threshold,
+    precision_thresholds,
     is_ill_posed,
 )
 from eqbench.groups.base import Group, Params, cat_params
@@ -129,14 +129,14 @@ def check_equivariance(
     try:
         evaluation = evaluate_cases(setup, x64, g, owner)
         floor = noise_floor(setup, evaluation)
-        threshold, high_threshold = exact_threshold(floor.value, dtype), float64_threshold(floor.value, dtype)
+        threshold, thresholds = exact_threshold(floor.value, dtype), precision_thresholds(floor.value, dtype)
         result.noise_floor, result.exact_threshold = floor.value, threshold
         unrepeatable = nondeterminism(setup, evaluation, threshold)
         if unrepeatable:
             result.message = unrepeatable
             return _finish(result, start)
         table = evaluation.table
-        judgement = judge_samples(setup, x64, g, owner, evaluation, table, threshold, high_threshold, worst_few=True)
+        judgement = judge_samples(setup, x64, g, owner, evaluation, table, threshold, thresholds)
     except ModelFailure as failure:
         result.message = f"model failed on the random phase's inputs: {failure}"
         return _finish(result, start)
@@ -147,7 +147,7 @@ def check_equivariance(
     search = SearchOutcome()
     if search_examples > 0:
         failing = random_unexplained > failure_threshold(expected, tolerance)
-        judge = Judge(expected, threshold, high_threshold, tolerance, table)
+        judge = Judge(expected, threshold, thresholds, tolerance, table)
         search = run_search(
             setup, source, judge=judge, examples=search_examples, elements=n_elements, seed=seed,
             anchor=random_worst if failing else None,

@@ -57,27 +57,21 @@ def judge_samples(
     evaluation: CaseEvaluation,
     table: ErrorTable,
     threshold: float,
-    high_threshold: float,
+    thresholds: tuple[float, float],
     first: int | None = None,
-    worst_few: bool = False,
 ) -> Judgement:
     """Judge every sample of an evaluated case batch by the rule of :mod:`eqbench.check.verdict`.
 
     ``table`` holds the samples' errors relative to the check's scales (``evaluation.table``
-    may be relative to the batch's own); ``threshold`` is ``T_exact``, ``high_threshold`` is
-    ``T_64``. Sample ``first`` (the search's drawn element), when above ``T_exact``, is
-    re-evaluated in the first pass whatever its rank, so that it is always judged itself.
-    ``worst_few`` (the random phase) re-evaluates the worst ``REEVALUATED_FIRST`` samples even
-    when they are within ``T_exact``: a real leak smaller than the lower precision's rounding
-    (1e-6 of the output in float32) does not shrink in float64 and is found there.
+    may be relative to the batch's own); ``threshold`` is ``T_exact``, ``thresholds`` is
+    ``(T_lo, T_64)`` (:func:`~eqbench.check.verdict.precision_thresholds`). Sample ``first``
+    (the search's drawn element), when above ``T_exact``, is re-evaluated in the first pass
+    whatever its rank, so that it is always judged itself.
     """
     rel = table.rel
     samples = rel.shape[0]
     judgement = Judgement(torch.zeros(samples, dtype=torch.bool), torch.full((samples,), math.nan, dtype=torch.float64))
-    ranked = torch.argsort(rel, descending=True)
-    above = ranked[: (rel > threshold).sum()]
-    if worst_few:
-        above = ranked[: max(above.numel(), min(REEVALUATED_FIRST, samples))]
+    above = torch.argsort(rel, descending=True)[: int((rel > threshold).sum())]
     if above.numel() == 0:
         return judgement
     if first is not None and bool((above == first).any()):
@@ -95,15 +89,14 @@ def judge_samples(
                 twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
         if twin.problem:  # no re-evaluation: what is above T_exact stays unexplained
             judgement.problem = twin.problem
-            rest = above[start:]
-            judgement.unexplained[rest[rel[rest] > threshold]] = True
+            judgement.unexplained[above[start:]] = True
             break
         other_rel = other.table.rel
         judgement.other_error[batch] = other_rel
         gaps = _gaps(setup, evaluation, other, owner, batch, table)
         low, high = (other_rel, rel[batch]) if setup.dtype == torch.float64 else (rel[batch], other_rel)
         low_rounding = float(torch.maximum(low, gaps).max())  # r_lo: the model's lower-precision rounding here
-        rounding = shrinks_with_precision(low_rounding, high, high_threshold, setup.low_dtype)
+        rounding = shrinks_with_precision(low, high, low_rounding, thresholds, setup.low_dtype)
         judgement.unexplained[batch] = ~rounding
         worst = int(gaps.argmax())
         if float(gaps[worst]) > judgement.gap:

@@ -141,14 +141,14 @@ class Case:
 
 @dataclass(frozen=True)
 class Judge:
-    """What counts as a failure: the expectation, the check's exact and float64 thresholds, the tolerance.
+    """What counts as a failure: the expectation, the check's exact threshold and ``(T_lo, T_64)``, the tolerance.
 
     ``reference`` is the random phase's error table, whose outputs set the scale (pooled).
     """
 
     expected: str | None
     threshold: float
-    high_threshold: float
+    thresholds: tuple[float, float]
     tolerance: float
     reference: ErrorTable
 
@@ -287,7 +287,7 @@ def evaluate(
     try:
         evaluation = evaluate_cases(setup, x64, g, owner)
         table = evaluation.table.pooled(judge.reference)
-        judgement = judge_samples(setup, x64, g, owner, evaluation, table, judge.threshold, judge.high_threshold, first=0)
+        judgement = judge_samples(setup, x64, g, owner, evaluation, table, judge.threshold, judge.thresholds, first=0)
     except ModelFailure as failure:
         return CaseOutcome(float("inf"), True, failure)
     outcome.problem = outcome.problem or judgement.problem

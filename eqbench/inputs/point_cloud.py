@@ -36,11 +36,15 @@ class PointCloudInputs(InputGenerator):
     """Batched point clouds ``(B, N, d)`` (plus optional features / vectors / mask; see module docs).
 
     ``structure_strategy`` draws a seed, ``num_points`` in ``[min_points, max_points]``, a
-    scale log-uniform in ``[min_scale, max_scale]``, ``num_padded`` in
+    scale log-uniform in ``[min_scale, max_scale]`` or, half the time, exactly one end of that
+    range (very small and very large clouds), ``num_padded`` in
     ``[0, num_points - min_points]`` (only with ``mask=True``, so at least ``min_points`` real
-    points remain) and a configuration among ``("",) + degenerate`` (generic first, so
-    shrinking goes to generic inputs). ``degenerate=None`` allows every configuration that is
-    degenerate in R^d; pass ``()`` for generic inputs only.
+    points remain) and a configuration among ``("",) + degenerate``, each about equally likely
+    (generic first, so shrinking goes to generic inputs): with every degenerate configuration
+    allowed, eight in nine searched clouds are exactly degenerate (duplicate points,
+    collinear, coplanar, prisms, regular polygons, regular polyhedra, lattices), and a search
+    of 40 examples misses all of them with probability ``(1/9)^40``. ``degenerate=None``
+    allows every configuration that is degenerate in R^d; pass ``()`` for generic inputs only.
     """
 
     def __init__(
@@ -175,7 +179,8 @@ def _point_structures(draw: Any, inputs: PointCloudInputs, batch: int) -> InputS
     if inputs.min_scale == inputs.max_scale:
         scale = inputs.min_scale
     else:
-        log_scale = draw(st.floats(math.log(inputs.min_scale), math.log(inputs.max_scale)))
+        ends = (math.log(inputs.min_scale), math.log(inputs.max_scale))
+        log_scale = draw(st.one_of(st.floats(*ends), st.sampled_from(ends)))
         scale = min(max(math.exp(log_scale), inputs.min_scale), inputs.max_scale)
     num_padded = draw(st.integers(0, num_points - inputs.min_points)) if inputs.mask and num_points > inputs.min_points else 0
     degenerate = draw(st.sampled_from(("",) + inputs.degenerate)) if inputs.degenerate else ""
