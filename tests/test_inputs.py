@@ -124,7 +124,7 @@ def test_point_structure_strategy_draws_valid_structures(data: InputStructure) -
     inputs = PointCloudInputs(dim=3, min_points=3, max_points=12, features=2, mask=True, min_scale=0.5, max_scale=4.0)
     assert data.batch == 2 and 3 <= data.num_points <= 12 and 0.5 <= data.scale <= 4.0
     assert 0 <= data.num_padded <= data.num_points - 3 and 0 <= data.seed < 2**31
-    assert data.degenerate in ("", "duplicate", "collinear", "coplanar", "symmetric")
+    assert data.degenerate in ("", "duplicate", "collinear", "coplanar", "symmetric", "polygon", "polyhedron", "lattice")
     value = inputs(data)
     inputs.action.validate(value)
     assert int(value["mask"].sum(dim=1)[0]) == data.num_points - data.num_padded

@@ -207,7 +207,10 @@ class ChiralInvariant(nn.Module):
         bands = torch.exp(-(relative[..., None] - self.centres.to(pos.dtype)).square() / (2 * self.width**2))
         frame = torch.einsum("bnk,bnd->bkd", bands, centred)  # rows u_k
         magnitudes = torch.einsum("bnk,bn->bk", bands, radii)  # m_k
-        handedness = torch.linalg.det(frame) / (magnitudes.prod(dim=-1) + self.eps)
+        # det[u_1 u_2 u_3] as the triple product: LAPACK's pivoted det returns NaN for a float32 matrix holding
+        # a subnormal entry (as u_k of an exactly symmetric lattice can), the triple product returns 0 there
+        triple = (frame[:, 0] * torch.linalg.cross(frame[:, 1], frame[:, 2], dim=-1)).sum(dim=-1)
+        handedness = triple / (magnitudes.prod(dim=-1) + self.eps)
         return torch.cat([size, handedness.unsqueeze(-1)], dim=-1)
 
 
