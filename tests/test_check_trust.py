@@ -46,6 +46,9 @@ def test_the_rule_separates_rounding_from_structure_by_how_errors_shrink() -> No
     rounding = shrinks_with_precision(e32, e64, 1e-3, (low, high), torch.float32)
     assert rounding.tolist() == [True, True, False, False]
     assert not bool(shrinks_with_precision(e32, e32 / (MIN_SHRINK / 2), 1e-3, (low, high), torch.float32)[0])
+    # a float64 check has no rule (b): a float32 twin that errs O(1) does not excuse a 1e-6 float64 error
+    in_float64 = shrinks_with_precision(torch.tensor([1.0]), torch.tensor([1e-6]), 1.0, (low, high), torch.float32, checked_low=False)
+    assert not bool(in_float64[0])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

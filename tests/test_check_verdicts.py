@@ -116,7 +116,8 @@ def test_approximate_model_within_tolerance_is_approximate_and_beyond_it_violate
     model = slightly_anisotropic(1e-3)
     loose = check_equivariance(model, SO3(), CLOUDS, CLOUDS.action, Invariant(), tolerance=1e-2, expected="approximate", **FAST)
     assert loose.verdict is Verdict.APPROXIMATE and loose.matches_expected
-    assert loose.exact_threshold < loose.max_rel_error <= 2.5e-3
+    # <= 2 eps of each example's own output; a searched example's output may exceed the check's typical scale
+    assert loose.exact_threshold < loose.max_rel_error <= 5e-3
     tight = check_equivariance(model, SO3(), CLOUDS, CLOUDS.action, Invariant(), tolerance=1e-4, **FAST)
     assert tight.verdict is Verdict.VIOLATED
 

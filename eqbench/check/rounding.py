@@ -96,7 +96,9 @@ def judge_samples(
         gaps = _gaps(setup, evaluation, other, owner, batch, table)
         low, high = (other_rel, rel[batch]) if setup.dtype == torch.float64 else (rel[batch], other_rel)
         low_rounding = float(torch.maximum(low, gaps).max())  # r_lo: the model's lower-precision rounding here
-        rounding = shrinks_with_precision(low, high, low_rounding, thresholds, setup.low_dtype)
+        rounding = shrinks_with_precision(
+            low, high, low_rounding, thresholds, setup.low_dtype, checked_low=setup.dtype != torch.float64
+        )
         judgement.unexplained[batch] = ~rounding
         worst = int(gaps.argmax())
         if float(gaps[worst]) > judgement.gap:

@@ -32,11 +32,13 @@ input with one group element.
       model's own gaps between the two precisions on their inputs (one rounding can cancel by
       luck, so one sample's own float32 error may sit far below what float32 does to the model
       on the same inputs: measured 30 times on a cancelling model); or
-   b. by at least ``MIN_SHRINK = 100`` to within the lower precision's exact threshold
-      ``T_lo`` (``T_exact`` of a float32 check): ``e_hi <= min(T_lo, e_lo / MIN_SHRINK)``. A
-      float64 twin is only as precise as the model's constants: e3nn's coupling coefficients,
-      made in float32, stay float32-accurate after the cast, so its float64 errors stop near
-      1e-8 instead of 1e-16, still far below anything a float32 check resolves.
+   b. (float32 and lower checks only) by at least ``MIN_SHRINK = 100`` to within the checked
+      precision's exact threshold: ``e_hi <= min(T_exact, e_lo / MIN_SHRINK)``. A float64 twin
+      is only as precise as the model's constants: e3nn's coupling coefficients, made in
+      float32, stay float32-accurate after the cast, so its float64 errors stop near 1e-8
+      instead of 1e-16, still far below anything the float32 check resolves. A float64 check
+      has no (b): there ``e_lo`` comes from the float32 twin, and a twin that is discontinuous
+      where float64 is not (O(1) ``e_lo``) must not excuse a float64 error.
 
    A structural error does not shrink at all (``e_hi ~ e_lo``) and fails both; a
    discontinuity of the model gives ``r_lo = O(1)``, a bound of about 2e-8 in (a), while its
@@ -96,17 +98,24 @@ def precision_thresholds(noise_floor: float, dtype: torch.dtype) -> tuple[float,
 
 
 def shrinks_with_precision(
-    low_error: torch.Tensor, high_error: torch.Tensor, low_rounding: float, thresholds: tuple[float, float], low_dtype: torch.dtype
+    low_error: torch.Tensor,
+    high_error: torch.Tensor,
+    low_rounding: float,
+    thresholds: tuple[float, float],
+    low_dtype: torch.dtype,
+    checked_low: bool = True,
 ) -> torch.Tensor:
-    """Which samples are rounding by (a) or (b) of the rule's step 2.
+    """Which samples are rounding by (a) or, when the checked dtype is the lower one, (b) of the rule's step 2.
 
     ``low_error``/``high_error`` are ``e_lo``/``e_hi`` per sample, ``low_rounding`` is ``r_lo``
-    (over the samples judged together), ``thresholds`` is ``(T_lo, T_64)``.
+    (over the samples judged together), ``thresholds`` is ``(T_lo, T_64)``, ``low_dtype`` the
+    lower precision; ``checked_low`` is False for a float64 check (no rule (b)).
     """
     low_threshold, high_threshold = thresholds
     like_rounding = high_error <= max(FLOOR_FACTOR * EPS64 / torch.finfo(low_dtype).eps * low_rounding, high_threshold)
-    fell = (high_error <= low_threshold) & (high_error * MIN_SHRINK <= low_error)
-    return like_rounding | fell
+    if checked_low:
+        return like_rounding | ((high_error <= low_threshold) & (high_error * MIN_SHRINK <= low_error))
+    return like_rounding
 
 
 def is_ill_posed(gap: float) -> bool:
