@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from eqbench.actions import DataError, Invariant, Points, Vectors
+from eqbench.actions import DataError, Invariant, Vectors
 from eqbench.check import Verdict, check_equivariance
 from eqbench.check.forward import TwinModel, cast_in_place
 from eqbench.check.verdict import MIN_SHRINK, precision_thresholds, shrinks_with_precision
@@ -287,3 +287,17 @@ def test_ctrl_c_writes_the_models_done_and_exits_130(fresh_registry, tmp_path, m
     code = main(["check", "distance-mlp", "deepsets", "pointnet", "chiral-o3", "--examples", "2", "--json", str(out_json)])
     assert code == 130
     assert [r["model"] for r in json.loads(out_json.read_text())] == calls[:2]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_naive_frame_is_found_on_default_settings_and_shrinks_to_a_regular_triangle(dtype: torch.dtype) -> None:
+    """Default inputs and settings: the search draws exactly symmetric clouds and shrinks to the smallest one."""
+    from eqbench.models.frame_averaging import fa_pointnet
+
+    torch.manual_seed(0)
+    naive = fa_pointnet(normals=True, widths=(8, 8), degeneracy="naive").to(dtype)
+    inputs = PointCloudInputs()
+    result = check_equivariance(naive, E3_SN, inputs, inputs.action, Vectors(), dtype=dtype, seed=1)
+    assert result.verdict is Verdict.VIOLATED and result.counterexample.source == "search", str(result)
+    shrunk = result.counterexample.structure
+    assert shrunk["num_points"] == 3 and shrunk["degenerate"] in ("symmetric", "polygon", "polyhedron", "lattice"), shrunk

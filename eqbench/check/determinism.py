@@ -15,24 +15,14 @@ which breaks the checker's (and the equivariance property's) premise too.
 """
 from __future__ import annotations
 
-import torch
-
 from eqbench.check.cases import CaseEvaluation, CheckSetup, forward
-from eqbench.check.metrics import TINY, exactly_compared, masked, row_norms
+from eqbench.check.metrics import output_gaps
 
 
 def repeat_gap(setup: CheckSetup, evaluation: CaseEvaluation, first: object, second: object) -> float:
     """The largest relative difference between two outputs of the same ``B`` inputs (exact leaves: 1 when any differ)."""
-    rows = evaluation.base_rows
-    mask = setup.in_action.point_mask(setup.in_action.index(evaluation.stacked, slice(0, rows)))
-    gap = 0.0
-    for a, b, errors in zip(setup.out_action.leaves(first), setup.out_action.leaves(second), evaluation.table.leaves):
-        if exactly_compared(a):
-            gap = max(gap, float(not torch.equal(a.tensor, b.tensor)))
-            continue
-        difference = row_norms(masked(a.tensor - b.tensor, mask, a.per_point))
-        gap = max(gap, float(difference.max()) / (errors.scale + TINY))
-    return gap
+    mask = setup.in_action.point_mask(setup.in_action.index(evaluation.stacked, slice(0, evaluation.base_rows)))
+    return float(output_gaps(setup.out_action, first, second, mask, evaluation.table.scales).max())
 
 
 def nondeterminism(setup: CheckSetup, evaluation: CaseEvaluation, threshold: float) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -117,6 +118,25 @@ def leaf_errors(fgx: Leaf, gfx: Leaf, fx: Leaf, mask: Tensor | None, base_mask: 
 def exactly_compared(leaf: Leaf) -> bool:
     """Whether a leaf is compared entry by entry (integer bookkeeping fields, integer or boolean outputs)."""
     return not leaf.comparable or not (leaf.tensor.is_floating_point() or leaf.tensor.is_complex())
+
+
+def output_gaps(out_action: Any, first: Any, second: Any, mask: Tensor | None, scales: list[float]) -> Tensor:
+    """``(R,)`` per row, the largest ``||a - b|| / scale`` over the leaves of two outputs of the same ``R`` rows.
+
+    ``scales`` holds one output scale per leaf (an :class:`ErrorTable`'s); an exactly compared
+    leaf counts 1 where any of its entries differ. Used for the noise floor, the determinism
+    check and the model's own float32-vs-float64 gap: all compare the model with itself.
+    """
+    gaps = None
+    for a, b, scale in zip(out_action.leaves(first), out_action.leaves(second), scales):
+        if exactly_compared(a):
+            gap = (a.tensor != b.tensor).reshape(a.tensor.shape[0], -1).any(dim=1).to(torch.float64)
+        else:
+            gap = row_norms(masked(a.tensor - b.tensor, mask, a.per_point)) / (scale + TINY)
+        gaps = gap if gaps is None else torch.maximum(gaps, gap)
+    if gaps is None:
+        raise ModelFailure("output", "model output has no tensors")
+    return gaps
 
 
 @dataclass

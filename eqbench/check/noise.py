@@ -48,7 +48,7 @@ import torch
 
 from eqbench.check.cases import CaseEvaluation, CheckSetup, forward
 from eqbench.check.forward import ModelFailure
-from eqbench.check.metrics import TINY, exactly_compared, masked, row_norms
+from eqbench.check.metrics import output_gaps
 from eqbench.check.verdict import ILL_POSED_GAP
 
 EPS64, EPS32 = torch.finfo(torch.float64).eps, torch.finfo(torch.float32).eps
@@ -91,13 +91,7 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation) -> NoiseFloor:
         order = torch.arange(rows - 1, -1, -1)
         reversed_out = forward(setup.model, setup, in_action.index(inputs, order), setup.dtype)
         reference = out_action.index(reversed_out, order)
-    mask = in_action.point_mask(inputs)
-    gaps = torch.zeros(rows, dtype=torch.float64)
-    for got, want, errors in zip(out_action.leaves(observed), out_action.leaves(reference), evaluation.table.leaves):
-        if exactly_compared(got):
-            continue
-        gap = row_norms(masked(got.tensor - want.tensor, mask, got.per_point)) / (errors.scale + TINY)
-        gaps = torch.maximum(gaps, gap)
+    gaps = output_gaps(out_action, observed, reference, in_action.point_mask(inputs), evaluation.table.scales)
     rounding = gaps[~(gaps > ILL_POSED_GAP)] if method != "batch-order" else gaps
     floor = factor * float(rounding.max()) if rounding.numel() else 0.0
     if method == "batch-order":

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from eqbench.check.cases import CaseEvaluation, CheckSetup, evaluate_cases
 from eqbench.check.forward import ModelFailure
-from eqbench.check.metrics import TINY, ErrorTable, exactly_compared, masked, row_norms
+from eqbench.check.metrics import ErrorTable, output_gaps
 from eqbench.check.verdict import REEVALUATED_FIRST, shrinks_with_precision
 from eqbench.groups.element import Element
 
@@ -127,11 +127,6 @@ def _gaps(
     # rows of the checked pass matching the twin's stacked rows [x_inputs; g_batch . x]
     rows = torch.cat([inputs, checked.base_rows + batch])
     mine = out_action.index(checked.outputs, rows)
-    mask = in_action.point_mask(other.stacked)
-    gaps = torch.zeros(rows.numel(), dtype=torch.float64)
-    for got, want, leaf in zip(out_action.leaves(mine), out_action.leaves(other.outputs), table.leaves):
-        if exactly_compared(got):
-            continue
-        gaps = torch.maximum(gaps, row_norms(masked(got.tensor - want.tensor, mask, got.per_point)) / (leaf.scale + TINY))
+    gaps = output_gaps(out_action, mine, other.outputs, in_action.point_mask(other.stacked), table.scales)
     base, transformed = gaps[: inputs.numel()], gaps[inputs.numel() :]
     return torch.maximum(transformed, base[local_owner])

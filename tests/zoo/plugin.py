@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 
 from eqbench.actions import Action, Invariant, Scalars, Vectors
-from eqbench.groups import E3, O3, SE3, SO3, Group, Symmetric
+from eqbench.groups import E3, O3, SO3, Group, Symmetric
 from eqbench.inputs import PointCloudInputs
 from eqbench.registry import register_model
 from zoo import models
