@@ -142,7 +142,7 @@ def check_equivariance(
         return _finish(result, start)
     rel, absolute = table.rel, table.abs  # each property stacks every output leaf: read them once
     random_unexplained = judgement.unexplained_error(rel)
-    worst = max(range(rel.shape[0]), key=lambda r: (bool(judgement.unexplained[r]), float(rel[r])))
+    worst = judgement.worst(rel)
     random_worst = Case(structure, int(owner[worst]), {key: value[worst : worst + 1] for key, value in params.items()})
     search = SearchOutcome()
     if search_examples > 0:

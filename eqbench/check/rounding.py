@@ -44,6 +44,10 @@ class Judgement:
     #: Why samples above the threshold could not be re-evaluated ("" when they could).
     problem: str = ""
 
+    def worst(self, rel: Tensor) -> int:
+        """The worst sample: the largest error among the unexplained ones, else the largest error."""
+        return int(torch.where(self.unexplained, rel + float(rel.max()) + 1.0, rel).argmax())
+
     def unexplained_error(self, rel: Tensor) -> float:
         """The largest error of an unexplained sample (0 when every sample is rounding)."""
         return float(rel[self.unexplained].max()) if bool(self.unexplained.any()) else 0.0

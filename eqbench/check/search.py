@@ -298,10 +298,10 @@ def evaluate(
     outcome.max_rel_error = max(outcome.max_rel_error, float(rel.max()))
     outcome.max_abs_error = max(outcome.max_abs_error, float(table.abs.max()))
     outcome.unexplained_error = max(outcome.unexplained_error, judgement.unexplained_error(rel))
-    keys = [(bool(u), float(e)) for u, e in zip(judgement.unexplained, rel)]
-    index = max(range(len(keys)), key=keys.__getitem__)
-    if keys[index] > outcome.worst_key:
-        outcome.worst_key = keys[index]
+    index = judgement.worst(rel)
+    key = (bool(judgement.unexplained[index]), float(rel[index]))
+    if key > outcome.worst_key:
+        outcome.worst_key = key
         outcome.worst = (case, params, index, float(judgement.other_error[index]))
     if judgement.gap > (outcome.ill_posed[0] if outcome.ill_posed else 0.0):
         outcome.ill_posed = (judgement.gap, case, params, judgement.gap_sample)
