@@ -36,7 +36,9 @@ input with one group element.
       precision's exact threshold: ``e_hi <= min(T_exact, e_lo / MIN_SHRINK)``. A float64 twin
       is only as precise as the model's constants: e3nn's coupling coefficients, made in
       float32, stay float32-accurate after the cast, so its float64 errors stop near 1e-8
-      instead of 1e-16, still far below anything the float32 check resolves. A float64 check
+      instead of 1e-16, still far below anything the float32 check resolves. (Two orders of
+      magnitude: a structural error does not fall at all, and the luck of one rounding spans
+      about one, ``FLOOR_FACTOR``.) A float64 check
       has no (b): there ``e_lo`` comes from the float32 twin, and a twin that is discontinuous
       where float64 is not (O(1) ``e_lo``) must not excuse a float64 error.
 
@@ -53,9 +55,7 @@ input with one group element.
    ``exact`` at ``approximate``.
 
 **Discontinuous or ill-posed inputs.** The same re-evaluation compares the model with itself:
-when its float32 and float64 outputs on one input differ by more than ``ILL_POSED_GAP = 1e-3
-MIN_SHRINK = 100.0``
-of the output scale (about 10^4 float32 unit roundoffs; the largest floor of the default suite
+when its float32 and float64 outputs on one input differ by more than ``ILL_POSED_GAP = 1e-3`` of the output scale (about 10^4 float32 unit roundoffs; the largest floor of the default suite
 is 2e-6), the model is discontinuous or ill-posed there (a frame taken from a repeated
 eigenvalue, a neighbour cut-off on a tie). That is reported as a finding of its own
 (``CheckResult.ill_posed``), never counted as rounding: such rows are left out of the noise
