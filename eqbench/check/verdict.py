@@ -55,8 +55,9 @@ input with one group element.
    ``exact`` at ``approximate``.
 
 **Discontinuous or ill-posed inputs.** The same re-evaluation compares the model with itself:
-when its float32 and float64 outputs on one input differ by more than ``ILL_POSED_GAP = 1e-3`` of the output scale (about 10^4 float32 unit roundoffs; the largest floor of the default suite
-is 2e-6), the model is discontinuous or ill-posed there (a frame taken from a repeated
+when its float32 and float64 outputs on one input differ by more than ``ILL_POSED_GAP = 1e-3``
+of the output scale (about 10^4 float32 unit roundoffs; the largest floor of the default
+suite is 2e-6), the model is discontinuous or ill-posed there (a frame taken from a repeated
 eigenvalue, a neighbour cut-off on a tie). That is reported as a finding of its own
 (``CheckResult.ill_posed``), never counted as rounding: such rows are left out of the noise
 floor, and a sample there is judged by the rule above like any other.
