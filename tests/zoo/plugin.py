@@ -21,6 +21,8 @@ from zoo.molecules import MoleculeInputs
 SUITE = "zoo"
 E3_SN = E3() * Symmetric()
 CLOUDS = PointCloudInputs()
+#: Frame averaging costs a forward pass per frame: clouds of up to 12 points keep the 20-seed sweep short.
+FRAME_CLOUDS = PointCloudInputs(max_points=12)
 TWO_POINTS = PointCloudInputs(min_points=2, max_points=2)
 SYMMETRIC = PointCloudInputs(min_points=3, max_points=12, degenerate=("symmetric", "polygon", "polyhedron", "lattice"))
 DENSE = PointCloudInputs(min_points=4, max_points=12, min_scale=0.01, max_scale=0.1)
@@ -76,17 +78,20 @@ def dipole() -> models.Dipole:
 
 
 # ------------------------------------------------------------------ discontinuous frames
-@zoo("zoo-naive-frame-averaging", "broken", "PCA frame, repeated eigenvalues ignored (float32)", E3_SN, Vectors())
+@zoo("zoo-naive-frame-averaging", "broken", "PCA frame, repeated eigenvalues ignored (float32)", E3_SN, Vectors(), FRAME_CLOUDS)
 def naive_fa() -> Any:
     return models.naive_frame_averaging()
 
 
-@zoo("zoo-naive-frame-averaging-f64", "broken", "PCA frame, repeated eigenvalues ignored (float64)", E3_SN, Vectors(), check_options=FLOAT64)
+@zoo(
+    "zoo-naive-frame-averaging-f64", "broken", "PCA frame, repeated eigenvalues ignored (float64)", E3_SN, Vectors(), FRAME_CLOUDS,
+    check_options=FLOAT64,
+)
 def naive_fa_64() -> Any:
     return models.naive_frame_averaging()
 
 
-@zoo("zoo-multiplicity-frame-averaging", "exact", "frame built from the data on degenerate clouds", E3_SN, Vectors())
+@zoo("zoo-multiplicity-frame-averaging", "exact", "frame built from the data on degenerate clouds", E3_SN, Vectors(), FRAME_CLOUDS)
 def multiplicity_fa() -> Any:
     return models.multiplicity_frame_averaging()
 
