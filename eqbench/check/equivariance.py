@@ -79,9 +79,11 @@ def check_equivariance(
     ``inputs`` is an :class:`~eqbench.inputs.InputGenerator` or a concrete batched input
     value (then every item is used and ``n_inputs`` is ignored). A tuple input is passed to
     the model as ``*args``, a dict as ``**kwargs``, a tensor as one argument. ``expected``
-    (``"exact"``, ``"approximate"``, ``"violated"`` or ``None``) sets what the search hunts for
-    and ``result.matches_expected``. ``tolerance`` bounds the relative error of
-    ``approximate``. ``exhaustive`` decides whether the random phase tries every element of a
+    (``"exact"``, ``"approximate"``, ``"violated"``, ``"error"`` or ``None``) sets what the search
+    hunts for and ``result.matches_expected`` (``"violated"`` is met by ``approximate`` too).
+    ``tolerance`` bounds the unexplained relative error of ``approximate``. ``dtype`` is the
+    precision the inputs are cast to; the model is called as given (cast a module yourself, or
+    register it with ``check_options={"dtype": ...}``, which casts it). ``exhaustive`` decides whether the random phase tries every element of a
     finite group on every input instead of ``n_elements`` random ones: ``None`` (default) when
     the group's order on the data is at most ``n_elements``, ``True`` always (``ValueError`` for
     a group that is not finite or too large to enumerate), ``False`` never. The same ``seed``
