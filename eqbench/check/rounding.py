@@ -75,9 +75,10 @@ def judge_samples(
     rel = table.rel
     samples = rel.shape[0]
     judgement = Judgement(torch.zeros(samples, dtype=torch.bool), torch.full((samples,), math.nan, dtype=torch.float64))
-    above = torch.argsort(rel, descending=True)[: int((rel > threshold).sum())]
-    if above.numel() == 0:
+    count = int((rel > threshold).sum())
+    if count == 0:  # the usual exact model: nothing to re-evaluate
         return judgement
+    above = torch.argsort(rel, descending=True)[:count]
     if first is not None and bool((above == first).any()):
         above = torch.cat([above[above == first], above[above != first]])
     twin = setup.other_model
