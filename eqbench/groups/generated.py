@@ -1,6 +1,6 @@
 """Small groups made from one generator or one mirror: the candidates a symmetry profile scans.
 
-* :class:`OneParameterGroup`: ``{exp(s X) : s in [-bound, bound]}`` for one homogeneous
+* :class:`GeneratedGroup` with one generator: ``{exp(s X) : s in [-bound, bound]}`` for one homogeneous
   generator ``X`` (``(d+1, d+1)``, see :mod:`eqbench.groups.base`): rotations in one coordinate
   plane (``X = E_ji - E_ij``, ``bound = pi``: the Haar measure of that circle), translations
   along one axis (``X = E_{i,d}``), uniform scaling (``X = diag(1, ..., 1, 0)``,
@@ -21,7 +21,7 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
-from eqbench.groups.base import Group, Params, homogeneous_to_element
+from eqbench.groups.base import Group, Params
 from eqbench.groups.element import Element
 from eqbench.groups.euclidean import translation_generators
 from eqbench.groups.strategies import ParamChoices, batch1, float_param
@@ -70,35 +70,41 @@ def affine_coordinates(generators: Tensor) -> Tensor:
     return torch.cat([generators[:, :d, :d].reshape(-1, d * d), generators[:, :d, d]], dim=1)
 
 
-class OneParameterGroup(Group):
-    """``exp(s X)`` for one homogeneous generator ``X``; ``s`` uniform on ``[-bound, bound]`` (module docstring)."""
+class GeneratedGroup(Group):
+    """``exp(sum_i s_i X_i)`` for homogeneous generators ``X_i`` (``(k, d+1, d+1)``); ``s`` uniform on ``[-bound, bound]^k``.
 
-    def __init__(self, generator: Tensor, name: str, bound: float) -> None:
-        if generator.dim() != 2 or generator.shape[0] != generator.shape[1]:
-            raise ValueError(f"OneParameterGroup needs one (d+1, d+1) generator, got shape {tuple(generator.shape)}")
+    One generator gives a one-parameter group (module docstring); the :func:`affine_basis` gives
+    a neighbourhood of the identity in the affine group Aff(d) (whose Lie algebra is what the
+    symmetry profile differentiates along).
+    """
+
+    def __init__(self, generators: Tensor, name: str, bound: float) -> None:
+        if generators.dim() == 2:
+            generators = generators[None]
+        if generators.dim() != 3 or generators.shape[1] != generators.shape[2]:
+            raise ValueError(f"GeneratedGroup needs (k, d+1, d+1) generators, got shape {tuple(generators.shape)}")
         if not bound > 0:
-            raise ValueError(f"OneParameterGroup needs bound > 0, got {bound}")
-        self.generator = generator.to(torch.float64)
-        self.space_dim = generator.shape[0] - 1
+            raise ValueError(f"GeneratedGroup needs bound > 0, got {bound}")
+        self.generators = generators.to(torch.float64)
+        self.space_dim = generators.shape[-1] - 1
         self.name = name
         self.bound = float(bound)
         self.compact = False
 
     def sample_params(self, n: int, generator: torch.Generator, num_points: int | None = None) -> Params:
-        return {"s": (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * self.bound}
+        k = self.generators.shape[0]
+        return {"s": (torch.rand(n, k, generator=generator, dtype=torch.float64) * 2 - 1) * self.bound}
 
     def element(self, params: Params) -> Element:
-        return self.exp(params["s"].to(torch.float64)[:, None])
+        return self.exp(params["s"].to(torch.float64))
 
     def param_choices(self, num_points: int | None = None) -> ParamChoices:
-        return ParamChoices((float_param(-self.bound, self.bound),), lambda v: {"s": batch1(v[0])})
+        k = self.generators.shape[0]
+        return ParamChoices((float_param(-self.bound, self.bound),) * k, lambda v: {"s": batch1(list(v))})
 
     @property
     def lie_algebra(self) -> Tensor:
-        return self.generator[None].clone()
-
-    def exp(self, coefficients: Tensor) -> Element:
-        return homogeneous_to_element(torch.linalg.matrix_exp(coefficients[:, :1, None] * self.generator), self.space_dim)
+        return self.generators.clone()
 
 
 class Mirror(Group):
