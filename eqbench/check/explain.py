@@ -69,18 +69,20 @@ from eqbench.check.activations import (
 )
 from eqbench.check.cases import InputSource
 from eqbench.check.forward import call_model, dtype_copy, model_name
-from eqbench.check.lie import lie_derivative_rows
 from eqbench.check.metrics import TINY, masked
 from eqbench.declare import DeclaredActions, declared_actions
 from eqbench.groups.base import Group
 from eqbench.groups.element import Element
 
-#: Label of the code a module runs between its children (the glue of its ``forward``).
-CODE = "<code>"
+#: Labels of the code between units (the glue of the modules' ``forward``): what enters a unit, what follows the last.
+CODE_BEFORE = "<code before>"
+CODE_AFTER = "<code at the output>"
 #: Label of a model's root module when it is itself a unit.
 ROOT = "(model)"
 METHOD_LIE = "lie-derivative chain rule"
 METHOD_LOCAL = "local errors"
+#: A relative Lie derivative below this is no continuous breaking (float64 rounding sits near 1e-12).
+LIE_FLOOR = 1e-6
 
 
 @dataclass
@@ -170,13 +172,26 @@ def explain(
     units = attribution_units(twin)
     label = name or model_name(model)
     layout = Layout(group.space_dim, in_action.num_points(x64), [(a, tuple(leaf.tensor.shape[1:])) for a, leaf in zip(field_actions(in_action), in_action.leaves(x64))])
-    if group.lie_algebra is not None:
-        try:
-            return _chain_rule(model, twin, units, group, x64, in_action, out_action, layout, probes, seed, label)
-        except (RuntimeError, NotImplementedError) as error:
-            note = f"forward-mode AD failed ({type(error).__name__}: {str(error).splitlines()[0]}): local errors only"
-            return _local_errors(twin, units, group, x64, in_action, layout, n_elements, seed, label, [note])
-    return _local_errors(twin, units, group, x64, in_action, layout, n_elements, seed, label, [])
+    local = lambda notes: _local_errors(twin, units, group, x64, in_action, layout, n_elements, seed, label, notes)  # noqa: E731
+    if group.lie_algebra is None:
+        return local([])
+    try:
+        attribution = _chain_rule(twin, units, group, x64, in_action, out_action, layout, probes, seed, label)
+    except (RuntimeError, NotImplementedError) as error:
+        return local([f"forward-mode AD failed ({type(error).__name__}: {str(error).splitlines()[0]}): local errors only"])
+    if attribution.total < LIE_FLOOR and has_discrete_part(group, in_action.num_points(x64)):
+        discrete = local([f"the Lie derivative vanishes (total {attribution.total:.2g}): local errors under random elements of {group.name}"])
+        if discrete.top is not None and discrete.top.contribution > LIE_FLOOR:
+            return discrete
+    return attribution
+
+
+def has_discrete_part(group: Group, num_points: int | None) -> bool:
+    """Whether random elements of ``group`` leave its identity component (a reflection or a permutation): 16 draws."""
+    g = group.sample(16, torch.Generator().manual_seed(0), num_points)
+    reflects = g.matrix is not None and bool((g.determinant() < 0).any())
+    permutes = g.permutation is not None and bool((g.permutation != torch.arange(g.permutation.shape[1])).any())
+    return reflects or permutes
 
 
 def attribution_units(model: Any) -> dict[nn.Module, str]:
@@ -204,12 +219,11 @@ class _Call:
     unit: str
     inputs: dict[int, Tensor] = field(default_factory=dict)
     outputs: dict[int, Tensor] = field(default_factory=dict)
-    output_sq: Tensor | None = None
+    output_sq: float = 0.0
     actions: str = ""
 
 
 def _chain_rule(
-    model: Callable[..., Any],
     twin: Any,
     units: dict[nn.Module, str],
     group: Group,
@@ -223,7 +237,7 @@ def _chain_rule(
 ) -> Attribution:
     basis = group.lie_algebra
     batch, k = in_action.batch_size(x64), basis.shape[0]
-    stacked = in_action.index(x64, torch.arange(batch).repeat(k))  # generator-major rows, as lie_derivative_rows
+    stacked = in_action.index(x64, torch.arange(batch).repeat(k))  # generator-major rows: row i * B + b
     rows = batch * k
     directions = torch.eye(k, dtype=torch.float64).repeat_interleave(batch, dim=0)
 
@@ -231,45 +245,47 @@ def _chain_rule(
         return group.exp(t * directions)
 
     with _seeded(seed):
-        lie, outputs, _ = lie_derivative_rows(model, group,  # the cached float64 twin: `twin` itself
-            x64, in_action, out_action)
+        flowing = _TangentPass(units, exp, layout, replacing=False)
+        plain = flowing.run(twin, stacked, in_action, out_action)
     with _seeded(seed):
-        calls, final = _tangent_pass(twin, units, exp, stacked, in_action, out_action, layout)
+        pass_ = _TangentPass(units, exp, layout, replacing=True)
+        replaced = pass_.run(twin, stacked, in_action, out_action)
     with _seeded(seed):
-        grads, probe_vectors, mask = _probe_pass(twin, units, calls, stacked, in_action, out_action, probes, seed)
-    scale = float(torch.sqrt((outputs.reshape(batch, -1).norm(dim=1) ** 2).mean()))
+        grads, probe_vectors = _probe_pass(twin, units, pass_.calls, stacked, in_action, out_action, probes, seed)
+    scale = float(torch.sqrt(plain.primal[:batch].square().sum(dim=1).mean()))
     parts: dict[str, Tensor] = defaultdict(lambda: torch.zeros(probes, rows, dtype=torch.float64))
     local_sq: dict[str, float] = defaultdict(float)
     output_sq: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     actions: dict[str, str] = {}
-    for index, call in enumerate(calls):
+    for index, call in enumerate(pass_.calls):
         unit_label = call.unit or ROOT
         counts[unit_label] += 1
         actions.setdefault(unit_label, call.actions)
         local_sq[unit_label] += sum(float(t.square().sum()) for t in call.outputs.values())
-        output_sq[unit_label] += float(call.output_sq) if call.output_sq is not None else 0.0
+        output_sq[unit_label] += call.output_sq
         for (kind, slot), per_probe in grads.get(index, {}).items():
             vector = call.outputs[slot] if kind == "out" else call.inputs[slot]
-            target = unit_label if kind == "out" else _code_label(call.unit)
+            target = unit_label if kind == "out" else f"{CODE_BEFORE} {unit_label}"
             for p, gradient in enumerate(per_probe):
                 parts[target][p] += _row_inner(gradient, vector, rows)
-    final_flat = torch.cat([masked(t, mask, pp).reshape(rows, -1) for t, pp in final], dim=1) if final else None
-    if final_flat is not None and float(final_flat.abs().max()) > 0:
+    if float(replaced.mismatch.abs().max()) > 0:
         for p, r in enumerate(probe_vectors):
-            parts[CODE][p] += (r * final_flat).sum(dim=1)
-    totals = torch.stack([(r * lie).sum(dim=1) for r in probe_vectors])
+            parts[CODE_AFTER][p] += (r * replaced.mismatch).sum(dim=1)
+    totals = torch.stack([(r * plain.mismatch).sum(dim=1) for r in probe_vectors])
     summed = sum(parts.values(), torch.zeros(probes, rows, dtype=torch.float64))
     contributions = {unit: _rms(values, batch) / (scale + TINY) for unit, values in parts.items()}
     for unit_label in counts:
         contributions.setdefault(unit_label, 0.0)
-    modules = _ranked(contributions, local_sq, output_sq, counts, actions)
     notes = ["every pass runs from the same seed (common random numbers for models that sample)"]
+    sanitized = flowing.sanitized + pass_.sanitized
+    if sanitized:
+        notes.append(f"{sanitized} non-finite tangent entries (a norm or square root at zero) were taken as 0")
     return Attribution(
         model=label,
         group=group.name,
         method=METHOD_LIE,
-        modules=modules,
+        modules=_ranked(contributions, local_sq, output_sq, counts, actions),
         total=_rms(totals, batch) / (scale + TINY),
         residual=_rms(totals - summed, batch) / (scale + TINY),
         probes=probes,
@@ -277,24 +293,66 @@ def _chain_rule(
     )
 
 
-def _tangent_pass(
-    twin: Any,
-    units: dict[nn.Module, str],
-    exp: Callable[[float], Element],
-    stacked: Any,
-    in_action: Action,
-    out_action: Action,
-    layout: Layout,
-) -> tuple[list[_Call], list[tuple[Tensor, bool]]]:
-    """The forward-mode pass with unit tangents replaced (module docstring): the calls and the output's own mismatch."""
-    calls: list[_Call] = []
-    open_calls: list[_Call] = []
+@dataclass
+class _PassResult:
+    """The output of a tangent pass, flattened per row (floating leaves, padded points zeroed): primal and ``tangent - expected``."""
 
-    def expected(leaves: list[Any], declared: Action | None, value_of: Callable[[list[Any]], Any]) -> list[tuple[Any, Tensor | None, str]]:
-        """Per leaf: ``(primal, expected tangent or None, action name)``."""
+    primal: Tensor
+    mismatch: Tensor
+
+
+class _TangentPass:
+    """One forward-mode pass with hooks on the units (module docstring).
+
+    ``replacing``: every unit's input tangents become the expected ones (mismatches recorded in
+    :attr:`calls`), and its output tangents too (local Lie derivatives recorded). Otherwise the
+    tangents flow as they are (a plain Lie derivative). Either way, non-finite tangent entries at
+    unit boundaries (the derivative of a norm at zero) are taken as 0 and counted in
+    :attr:`sanitized`.
+    """
+
+    def __init__(self, units: dict[nn.Module, str], exp: Callable[[float], Element], layout: Layout, replacing: bool) -> None:
+        self.units, self.exp, self.layout, self.replacing = units, exp, layout, replacing
+        self.calls: list[_Call] = []
+        self.open: list[_Call] = []
+        self.sanitized = 0
+
+    def run(self, twin: Any, stacked: Any, in_action: Action, out_action: Action) -> _PassResult:
+        input_tangent = action_tangent(in_action, self.exp, stacked)
+        if input_tangent is None:
+            raise RuntimeError("the input action does not act on the stacked inputs")
+        with _hooked(self.units, self.pre_hook, self.hook), fwAD.dual_level(), torch.no_grad():
+            dual = pytree.tree_map(lambda v, t: fwAD.make_dual(v, t) if is_floating(v) else v, stacked, input_tangent)
+            out = call_model(twin, dual)
+            primal = out_action.map_tensors(out, lambda t: fwAD.unpack_dual(t).primal if t.is_floating_point() else t)
+            expected = action_tangent(out_action, self.exp, primal)
+            if expected is None:
+                raise RuntimeError("the output action does not act on the model's output")
+            mask = in_action.point_mask(stacked)
+            rows = in_action.batch_size(stacked)
+            pairs = [
+                (masked(leaf.tensor, mask, leaf.per_point), masked(want.tensor, mask, leaf.per_point))
+                for leaf, want in zip(out_action.leaves(out), out_action.leaves(expected))
+                if leaf.tensor.is_floating_point()
+            ]
+            mismatch = torch.cat([(self.tangent(t) - e).reshape(rows, -1) for t, e in pairs], dim=1)
+            primals = torch.cat([fwAD.unpack_dual(t).primal.reshape(rows, -1) for t, _ in pairs], dim=1)
+        return _PassResult(primals, mismatch)
+
+    def tangent(self, t: Tensor) -> Tensor:
+        """The tangent of dual tensor ``t`` (zeros without one), non-finite entries taken as 0."""
+        tangent = _tangent_of(t)
+        bad = ~torch.isfinite(tangent)
+        if bool(bad.any()):
+            self.sanitized += int(bad.sum())
+            tangent = torch.where(bad, torch.zeros((), dtype=tangent.dtype), tangent)
+        return tangent
+
+    def expected(self, leaves: list[Any], declared: Action | None, value_of: Callable[[list[Any]], Any]) -> list[tuple[Any, Tensor | None, str]]:
+        """Per leaf: ``(primal, expected tangent or None for non-floating leaves, action name)``."""
         primals = [fwAD.unpack_dual(t).primal if is_floating(t) else t for t in leaves]
         if declared is not None:
-            tangent = action_tangent(declared, exp, value_of(primals))
+            tangent = action_tangent(declared, self.exp, value_of(primals))
             if tangent is None:
                 raise RuntimeError(f"the declared action {declared!r} does not fit the module's value")
             declared_leaves = pytree.tree_flatten(tangent)[0]
@@ -303,62 +361,47 @@ def _tangent_pass(
         found: list[tuple[Any, Tensor | None, str]] = []
         for t, p in zip(leaves, primals):
             if is_floating(t):
-                action, tangent = inferred_tangent(layout, exp, p, _tangent_of(t))
+                action, tangent = inferred_tangent(self.layout, self.exp, p, self.tangent(t))
                 found.append((p, tangent, type(action).__name__))
             else:
                 found.append((p, None, ""))
         return found
 
     def replace(
-        leaves: list[Any], declared: Action | None, value_of: Callable[[list[Any]], Any], store: dict[int, Tensor]
+        self, leaves: list[Any], declared: Action | None, value_of: Callable[[list[Any]], Any], store: dict[int, Tensor]
     ) -> tuple[list[Any], str]:
-        """The leaves with their tangents replaced by the expected ones; mismatches go to ``store`` by slot."""
+        """The leaves with expected tangents (or sanitized ones, when not replacing); mismatches to ``store`` by slot."""
+        if not self.replacing:
+            return [fwAD.make_dual(fwAD.unpack_dual(t).primal, self.tangent(t)) if is_floating(t) else t for t in leaves], ""
         out, names = [], []
-        for slot, (t, (primal, tangent, action)) in enumerate(zip(leaves, expected(leaves, declared, value_of))):
+        for slot, (t, (primal, tangent, action)) in enumerate(zip(leaves, self.expected(leaves, declared, value_of))):
             if tangent is None:
                 out.append(t)
                 continue
-            mismatch = _tangent_of(t) - tangent
+            mismatch = self.tangent(t) - tangent
             if float(mismatch.abs().max()) > 0:
                 store[slot] = mismatch
             out.append(fwAD.make_dual(primal, tangent))
             names.append(action)
         return out, "+".join(dict.fromkeys(names)) or "-"
 
-    def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        call = _Call(units[module])
+    def pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        call = _Call(self.units[module])
         leaves, spec = pytree.tree_flatten((args, kwargs))
         declared = declared_actions(module)
-        new, call.actions = replace(leaves, declared.in_action if declared else None, _call_value(spec), call.inputs)
-        calls.append(call)
-        open_calls.append(call)
+        new, call.actions = self.replace(leaves, declared.in_action if declared else None, _call_value(spec), call.inputs)
+        self.calls.append(call)
+        self.open.append(call)
         return pytree.tree_unflatten(new, spec)
 
-    def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
-        call = open_calls.pop()
+    def hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        call = self.open.pop()
         leaves, spec = pytree.tree_flatten(output)
         declared = declared_actions(module)
-        new, names = replace(leaves, declared.out_action if declared else None, _output_value(spec), call.outputs)
-        call.output_sq = sum((fwAD.unpack_dual(t).primal.square().sum() for t in leaves if is_floating(t)), torch.zeros((), dtype=torch.float64))
+        new, names = self.replace(leaves, declared.out_action if declared else None, _output_value(spec), call.outputs)
+        call.output_sq = sum(float(fwAD.unpack_dual(t).primal.square().sum()) for t in leaves if is_floating(t))
         call.actions += " -> " + names
         return pytree.tree_unflatten(new, spec)
-
-    input_tangent = action_tangent(in_action, exp, stacked)
-    if input_tangent is None:
-        raise RuntimeError("the input action does not act on the stacked inputs")
-    with _hooked(units, pre_hook, hook), fwAD.dual_level(), torch.no_grad():
-        dual = pytree.tree_map(lambda v, t: fwAD.make_dual(v, t) if is_floating(v) else v, stacked, input_tangent)
-        out = call_model(twin, dual)
-        primal_out = out_action.map_tensors(out, lambda t: fwAD.unpack_dual(t).primal if t.is_floating_point() else t)
-        expected_out = action_tangent(out_action, exp, primal_out)
-        if expected_out is None:
-            raise RuntimeError("the output action does not act on the model's output")
-        final = [
-            (_tangent_of(leaf.tensor) - want.tensor, leaf.per_point)
-            for leaf, want in zip(out_action.leaves(out), out_action.leaves(expected_out))
-            if leaf.tensor.is_floating_point()
-        ]
-    return calls, final
 
 
 def _probe_pass(
@@ -370,7 +413,7 @@ def _probe_pass(
     out_action: Action,
     probes: int,
     seed: int,
-) -> tuple[dict[int, dict[tuple[str, int], list[Tensor]]], list[Tensor], Tensor | None]:
+) -> tuple[dict[int, dict[tuple[str, int], list[Tensor]]], list[Tensor]]:
     """Reverse mode: ``r^T D`` at every recorded mismatch and local derivative, for ``probes`` Gaussian probes per row."""
     grads: dict[int, dict[tuple[str, int], list[Tensor]]] = defaultdict(lambda: defaultdict(list))
     counter = iter(range(len(calls)))
@@ -420,7 +463,7 @@ def _probe_pass(
         for key, per_probe in grads[index].items():
             if len(per_probe) != probes:
                 raise RuntimeError("a probe gradient was missed")
-    return grads, vectors, mask
+    return grads, vectors
 
 
 # ------------------------------------------------------------------------------------------ local errors
@@ -529,7 +572,7 @@ def _ranked(
     actions: dict[str, str],
 ) -> list[ModuleAttribution]:
     total = sum(contributions.values())
-    ranked = sorted(contributions.items(), key=lambda item: (-item[1], item[0]))
+    ranked = sorted(contributions.items(), key=lambda item: (-item[1] if math.isfinite(item[1]) else math.inf, item[0]))
     return [
         ModuleAttribution(
             module=unit,
@@ -559,12 +602,6 @@ def _row_inner(gradient: Tensor, vector: Tensor, rows: int) -> Tensor:
 def _tangent_of(t: Tensor) -> Tensor:
     unpacked = fwAD.unpack_dual(t)
     return unpacked.tangent if unpacked.tangent is not None else torch.zeros_like(unpacked.primal)
-
-
-def _code_label(unit: str) -> str:
-    """The label of the code that feeds ``unit``: its parent module's own code."""
-    parent = unit.rpartition(".")[0] if "." in unit else ""
-    return f"{parent}.{CODE}" if parent else CODE
 
 
 def _call_value(spec: Any) -> Callable[[list[Any]], Any]:

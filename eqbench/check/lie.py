@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from eqbench.actions.base import Action
-from eqbench.check.forward import TwinModel, call_model
+from eqbench.check.forward import TwinModel, call_model, dtype_copy
 from eqbench.check.metrics import TINY, masked, row_norms
 from eqbench.groups.base import Group
 
@@ -108,6 +108,8 @@ def lie_derivative_rows(
     batch, k = in_action.batch_size(x64), basis.shape[0]
     stacked = in_action.index(x64, torch.arange(batch).repeat(k))  # generator-major: row i * B + b
     directions = torch.eye(k, dtype=torch.float64).repeat_interleave(batch, dim=0)
+    if isinstance(model, nn.Module):
+        dtype_copy(model, torch.float64)  # copy (and cache) the float64 twin now: jvp forbids copying inside it
     twin = TwinModel(model, torch.float64)
     mask = in_action.point_mask(stacked)
 
