@@ -16,17 +16,28 @@ positional argument. Modules, in the order data flows through them:
 * :mod:`~eqbench.check.equivariance`: ``check_equivariance`` / ``assert_equivariant``;
 * :mod:`~eqbench.check.stochastic`: Monte-Carlo models (spread, CRN, in-distribution, sweeps);
 * :mod:`~eqbench.check.lie`: the Lie derivative metric (Gruver et al. 2022);
-* :mod:`~eqbench.check.profiles`: hypothesis profiles ``eqbench-quick`` / ``eqbench-thorough``.
+* :mod:`~eqbench.check.profiles`: hypothesis profiles ``eqbench-quick`` / ``eqbench-thorough``;
+* :mod:`~eqbench.check.explain` (with :mod:`~eqbench.check.activations`): which module breaks it;
+* :mod:`~eqbench.check.symmetry_profile`: which symmetries a model has (candidate scan, Lie algebra).
 """
 from eqbench.check.equivariance import assert_equivariant, check_equivariance
+from eqbench.check.explain import Attribution, ModuleAttribution, explain
 from eqbench.check.forward import ModelFailure
 from eqbench.check.lie import LieDerivativeResult, lie_derivative
 from eqbench.check.profiles import register_hypothesis_profiles
 from eqbench.check.reproduce import equivariance_error
 from eqbench.check.result import CheckResult, Counterexample, EquivarianceError, Float64Diagnosis, OutputErrors, Verdict
 from eqbench.check.stochastic import StochasticResult, SweepResult, check_stochastic, monte_carlo_sweep
+from eqbench.check.symmetry_profile import AlgebraProfile, SymmetryCheck, SymmetryProfile, profile
 
 __all__ = [
+    "AlgebraProfile",
+    "Attribution",
+    "ModuleAttribution",
+    "SymmetryCheck",
+    "SymmetryProfile",
+    "explain",
+    "profile",
     "CheckResult",
     "Counterexample",
     "EquivarianceError",

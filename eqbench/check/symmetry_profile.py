@@ -71,6 +71,8 @@ ALGEBRA_THRESHOLD = 1e-6
 #: Elements per input of each candidate check (with 4 inputs: 32 rows, 8 forward-equivalents).
 PROFILE_ELEMENTS = 8
 PROFILE_INPUTS = 4
+#: Constraints (inputs x output numbers) per aff(d) generator that the algebra profile asks for.
+ROWS_PER_GENERATOR = 4
 
 
 @dataclass
@@ -182,7 +184,8 @@ def profile(
     ``stochastic`` a mode of :func:`~eqbench.check.check_stochastic` for a model that samples.
     """
     label = name or model_name(model)
-    _, x64 = InputSource(inputs, in_action).random(n_inputs, seed)
+    source = InputSource(inputs, in_action)
+    _, x64 = source.random(n_inputs, seed)
     checks = []
     for symmetry, group in candidate_symmetries(in_action, x64):
         common = {"tolerance": tolerance, "seed": seed, "n_inputs": n_inputs, "n_elements": n_elements, "name": label}
@@ -195,7 +198,8 @@ def profile(
     algebra = None
     spatial = [leaf for action, leaf in zip(field_actions(in_action), in_action.leaves(x64)) if isinstance(action, (Points, Vectors))]
     if spatial:
-        algebra = algebra_profile(model, x64, in_action, out_action, spatial[0].tensor.shape[-1], declared, threshold, seed)
+        dim = spatial[0].tensor.shape[-1]
+        algebra, notes = algebra_profile(model, source, in_action, out_action, dim, declared, threshold, seed, n_inputs)
     else:
         notes.append("no points or vectors in the input: no Lie-algebra profile")
     return SymmetryProfile(label, checks, algebra, notes)
@@ -203,20 +207,35 @@ def profile(
 
 def algebra_profile(
     model: Callable[..., Any],
-    x: Any,
+    source: InputSource,
     in_action: Action,
     out_action: Action,
     dim: int,
     declared: Group | None = None,
     threshold: float = ALGEBRA_THRESHOLD,
     seed: int = 0,
-) -> AlgebraProfile:
-    """The spectrum of the Lie derivatives of ``model`` at ``x`` over aff(``dim``) (module docstring)."""
+    n_inputs: int = PROFILE_INPUTS,
+) -> tuple[AlgebraProfile, list[str]]:
+    """The spectrum of the Lie derivatives of ``model`` over aff(``dim``) (module docstring), and notes.
+
+    The null space is only meaningful with at least :data:`ROWS_PER_GENERATOR` constraints (inputs
+    times output numbers) per generator: with fewer, more inputs are drawn from a generator (a
+    concrete input value cannot grow: the dimension is then an upper bound, and a note says so).
+    """
     basis, names = affine_basis(dim)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        derivative, outputs, _ = lie_derivative_rows(model, GeneratedGroup(basis, f"Aff({dim})", 0.5), x, in_action, out_action)
-    batch, k = outputs.shape[0], basis.shape[0]
+    group = GeneratedGroup(basis, f"Aff({dim})", 0.5)
+    k = basis.shape[0]
+    notes: list[str] = []
+    _, x = source.random(n_inputs, seed)
+    derivative, outputs = _lie_rows(model, group, x, in_action, out_action, seed)
+    if outputs.numel() < ROWS_PER_GENERATOR * k:
+        wanted = math.ceil(ROWS_PER_GENERATOR * k / max(outputs.shape[1], 1))
+        if source.generator is not None:
+            _, x = source.random(wanted, seed)
+            derivative, outputs = _lie_rows(model, group, x, in_action, out_action, seed)
+        else:
+            notes.append(f"{outputs.numel()} output numbers for {k} generators: the algebra dimension is an upper bound")
+    batch = outputs.shape[0]
     scale = float(torch.sqrt(outputs.reshape(batch, -1).square().sum(dim=1).mean()))
     operator = derivative.reshape(k, -1).T / (math.sqrt(batch) * (scale + TINY))  # column j: L_{X_j} f over inputs and outputs
     sigma, null = _spectrum(operator, threshold)
@@ -231,7 +250,15 @@ def algebra_profile(
     if declared is not None and declared.lie_algebra is not None and declared.space_dim == dim:
         result.declared = declared.name
         result.principal_angles = principal_angles(null.T, affine_coordinates(declared.lie_algebra).T)
-    return result
+    return result, notes
+
+
+def _lie_rows(model: Callable[..., Any], group: Group, x: Any, in_action: Action, out_action: Action, seed: int) -> tuple[Tensor, Tensor]:
+    """:func:`~eqbench.check.lie.lie_derivative_rows` from ``torch.manual_seed(seed)`` (common random numbers)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        derivative, outputs, _ = lie_derivative_rows(model, group, x, in_action, out_action)
+    return derivative, outputs
 
 
 def _spectrum(operator: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
