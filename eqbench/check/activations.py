@@ -21,12 +21,12 @@ blame between modules but never changes the total (see :mod:`eqbench.check.expla
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
-from torch.utils import _pytree as pytree
 
 from eqbench.actions import Invariant, Points, Scalars, Vectors
 from eqbench.actions.base import Action, DataError
@@ -42,9 +42,39 @@ def field_actions(action: Action) -> list[Action]:
     return [action]
 
 
-def floating_leaves(value: Any) -> tuple[list[Any], Any]:
-    """``(leaves, spec)`` of a nested value (tuples, lists, dicts): pytree leaves and the spec to rebuild it."""
-    return pytree.tree_flatten(value)
+def flatten(value: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
+    """The leaves of a nested value and how to rebuild it from new leaves.
+
+    Containers: tuples (named ones too), lists, dicts and *frozen* dataclasses (value objects
+    such as a lifted point cloud; rebuilt with ``dataclasses.replace``); anything else
+    (tensors, numbers, mutable objects) is a leaf.
+    """
+    if isinstance(value, (tuple, list)):
+        parts = [flatten(item) for item in value]
+        named = isinstance(value, tuple) and hasattr(value, "_fields")
+        return _joined(parts, lambda items: type(value)(*items) if named else type(value)(items))
+    if isinstance(value, dict):
+        keys = list(value)
+        parts = [flatten(value[key]) for key in keys]
+        return _joined(parts, lambda items: dict(zip(keys, items)))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and value.__dataclass_params__.frozen:
+        names = [f.name for f in dataclasses.fields(value) if f.init]
+        parts = [flatten(getattr(value, name)) for name in names]
+        return _joined(parts, lambda items: dataclasses.replace(value, **dict(zip(names, items))))
+    return [value], lambda leaves: leaves[0]
+
+
+def _joined(parts: list[tuple[list[Any], Callable]], build: Callable[[list[Any]], Any]) -> tuple[list[Any], Callable]:
+    sizes = [len(leaves) for leaves, _ in parts]
+
+    def rebuild(leaves: list[Any]) -> Any:
+        items, start = [], 0
+        for (_, inner), size in zip(parts, sizes):
+            items.append(inner(leaves[start : start + size]))
+            start += size
+        return build(items)
+
+    return [leaf for leaves, _ in parts for leaf in leaves], rebuild
 
 
 def is_floating(t: Any) -> bool:
@@ -94,7 +124,7 @@ class Layout:
 def acted(action: Action, g: Element, a: Any) -> Any | None:
     """``rho(g) a`` with ``g`` expanded to ``a``'s rows, or ``None`` when the action does not fit ``a``."""
     try:
-        leaves, _ = floating_leaves(a)
+        leaves, _ = flatten(a)
         rows = next(t.shape[0] for t in leaves if isinstance(t, Tensor))
         expanded = expand_rows(g, rows)
         if expanded is None:
@@ -109,9 +139,9 @@ def action_tangent(action: Action, exp: Callable[[float], Element], a: Any) -> A
     ahead, behind = acted(action, exp(FD_STEP), a), acted(action, exp(-FD_STEP), a)
     if ahead is None or behind is None:
         return None
-    return pytree.tree_map(
-        lambda p, q: (p - q) / (2 * FD_STEP) if is_floating(p) else torch.zeros(()), ahead, behind
-    )
+    ahead_leaves, rebuild = flatten(ahead)
+    behind_leaves, _ = flatten(behind)
+    return rebuild([(p - q) / (2 * FD_STEP) if is_floating(p) else torch.zeros(()) for p, q in zip(ahead_leaves, behind_leaves)])
 
 
 def best_fit(observed: Tensor, expectations: list[tuple[Action, Tensor]]) -> tuple[Action, Tensor]:

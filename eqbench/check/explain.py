@@ -47,6 +47,7 @@ random numbers), so the unit that draws the samples carries the sampling error.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,7 +56,6 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor, nn
-from torch.utils import _pytree as pytree
 
 from eqbench.actions.base import Action
 from eqbench.check.activations import (
@@ -63,6 +63,7 @@ from eqbench.check.activations import (
     acted,
     action_tangent,
     field_actions,
+    flatten,
     inferred_image,
     inferred_tangent,
     is_floating,
@@ -70,7 +71,7 @@ from eqbench.check.activations import (
 from eqbench.check.cases import InputSource
 from eqbench.check.forward import call_model, dtype_copy, model_name
 from eqbench.check.metrics import TINY, masked
-from eqbench.declare import DeclaredActions, declared_actions
+from eqbench.declare import declared_actions
 from eqbench.groups.base import Group
 from eqbench.groups.element import Element
 
@@ -169,18 +170,23 @@ def explain(
             raise ValueError(f"{label} must be an integer >= 1, got {value!r}")
     _, x64 = InputSource(inputs, in_action).random(n_inputs, seed)
     twin = dtype_copy(model, torch.float64) if isinstance(model, nn.Module) else model
-    units = attribution_units(twin)
+    hooks = Hooks(twin)
     label = name or model_name(model)
-    layout = Layout(group.space_dim, in_action.num_points(x64), [(a, tuple(leaf.tensor.shape[1:])) for a, leaf in zip(field_actions(in_action), in_action.leaves(x64))])
-    local = lambda notes: _local_errors(twin, units, group, x64, in_action, layout, n_elements, seed, label, notes)  # noqa: E731
+    fields = [(action, tuple(leaf.tensor.shape[1:])) for action, leaf in zip(field_actions(in_action), in_action.leaves(x64))]
+    layout = Layout(group.space_dim, in_action.num_points(x64), fields)
+    setting = _Setting(twin, hooks, group, x64, in_action, out_action, layout, seed, label)
     if group.lie_algebra is None:
-        return local([])
+        return _local_errors(setting, n_elements, [])
     try:
-        attribution = _chain_rule(twin, units, group, x64, in_action, out_action, layout, probes, seed, label)
+        with warnings.catch_warnings():  # torch scripts its forward-AD decompositions on first use, with a deprecation warning
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+            attribution = _chain_rule(setting, probes)
     except (RuntimeError, NotImplementedError) as error:
-        return local([f"forward-mode AD failed ({type(error).__name__}: {str(error).splitlines()[0]}): local errors only"])
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        return _local_errors(setting, n_elements, [f"forward-mode AD failed ({reason}): local errors under random elements"])
     if attribution.total < LIE_FLOOR and has_discrete_part(group, in_action.num_points(x64)):
-        discrete = local([f"the Lie derivative vanishes (total {attribution.total:.2g}): local errors under random elements of {group.name}"])
+        note = f"the Lie derivative vanishes (total {attribution.total:.2g}): local errors under random elements of {group.name}"
+        discrete = _local_errors(setting, n_elements, [note])
         if discrete.top is not None and discrete.top.contribution > LIE_FLOOR:
             return discrete
     return attribution
@@ -194,98 +200,148 @@ def has_discrete_part(group: Group, num_points: int | None) -> bool:
     return reflects or permutes
 
 
-def attribution_units(model: Any) -> dict[nn.Module, str]:
-    """The units of ``model``: declared modules (not looked inside) and the leaf modules outside them, by qualified name."""
-    if not isinstance(model, nn.Module):
-        return {}
-    units: dict[nn.Module, str] = {}
-    declared: list[str] = []
-    for qualified, module in model.named_modules():
-        if any(qualified.startswith(prefix + ".") or prefix == "" for prefix in declared):
-            continue
-        if declared_actions(module) is not None:
-            units[module] = qualified
-            declared.append(qualified)
-        elif next(module.children(), None) is None:
-            units[module] = qualified
-    return units
+class Hooks:
+    """The modules of a model that attribution hooks, by qualified name.
+
+    ``units``: declared modules (not looked inside) and the leaf modules outside them; their
+    outputs are checked. ``modules``: every module outside declared ones (units included); the
+    tensors entering each are checked, so code between modules is blamed on the module it feeds.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.units: dict[nn.Module, str] = {}
+        self.modules: dict[nn.Module, str] = {}
+        if not isinstance(model, nn.Module):
+            return
+        declared: list[str] = []
+        for qualified, module in model.named_modules():
+            if any(prefix == "" or qualified.startswith(prefix + ".") for prefix in declared):
+                continue
+            self.modules[module] = qualified
+            if declared_actions(module) is not None:
+                self.units[module] = qualified
+                declared.append(qualified)
+            elif next(module.children(), None) is None:
+                self.units[module] = qualified
+
+    @contextmanager
+    def installed(self, pre_hook: Callable, hook: Callable | None = None) -> Iterator[None]:
+        """``pre_hook(module, args, kwargs)`` on every module and ``hook(module, args, kwargs, output)`` on the units, for a block."""
+        handles = [module.register_forward_pre_hook(pre_hook, with_kwargs=True) for module in self.modules]
+        if hook is not None:
+            handles += [module.register_forward_hook(hook, with_kwargs=True) for module in self.units]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
 
-# ------------------------------------------------------------------------------------------ chain rule
+@dataclass
+class _Setting:
+    """What every pass of one attribution shares."""
+
+    twin: Any
+    hooks: Hooks
+    group: Group
+    x64: Any
+    in_action: Action
+    out_action: Action
+    layout: Layout
+    seed: int
+    label: str
+
+
 @dataclass
 class _Call:
-    """One unit call of the tangent pass: the mismatches entering it (by input slot) and its local derivatives (by output slot)."""
+    """One module call: the mismatches entering it (by input slot) and, for a unit, its local errors (by output slot)."""
 
-    unit: str
+    name: str
+    unit: bool
     inputs: dict[int, Tensor] = field(default_factory=dict)
     outputs: dict[int, Tensor] = field(default_factory=dict)
+    input_sq: float = 0.0
     output_sq: float = 0.0
     actions: str = ""
 
+    @property
+    def label(self) -> str:
+        return self.name or ROOT
 
-def _chain_rule(
-    twin: Any,
-    units: dict[nn.Module, str],
-    group: Group,
-    x64: Any,
-    in_action: Action,
-    out_action: Action,
-    layout: Layout,
-    probes: int,
-    seed: int,
-    label: str,
-) -> Attribution:
-    basis = group.lie_algebra
+
+class _Ledger:
+    """Per label: squared errors, squared sizes, calls and actions (the local-error bookkeeping)."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, float] = defaultdict(float)
+        self.sizes: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.actions: dict[str, str] = {}
+
+    def add(self, call: _Call) -> None:
+        if call.unit:
+            self.errors[call.label] += sum(float(t.square().sum()) for t in call.outputs.values())
+            self.sizes[call.label] += call.output_sq
+            self.calls[call.label] += 1
+            self.actions.setdefault(call.label, call.actions)
+        if call.inputs:
+            code = f"{CODE_BEFORE} {call.label}"
+            self.errors[code] += sum(float(t.square().sum()) for t in call.inputs.values())
+            self.sizes[code] += call.input_sq
+            self.calls[code] += 1
+            self.actions.setdefault(code, "code")
+
+    def local(self, label: str) -> float:
+        return math.sqrt(self.errors[label] / (self.sizes[label] + TINY)) if label in self.calls else float("nan")
+
+
+# ------------------------------------------------------------------------------------------ chain rule
+def _chain_rule(setting: _Setting, probes: int) -> Attribution:
+    in_action, x64 = setting.in_action, setting.x64
+    basis = setting.group.lie_algebra
     batch, k = in_action.batch_size(x64), basis.shape[0]
     stacked = in_action.index(x64, torch.arange(batch).repeat(k))  # generator-major rows: row i * B + b
     rows = batch * k
     directions = torch.eye(k, dtype=torch.float64).repeat_interleave(batch, dim=0)
 
     def exp(t: float) -> Element:
-        return group.exp(t * directions)
+        return setting.group.exp(t * directions)
 
-    with _seeded(seed):
-        flowing = _TangentPass(units, exp, layout, replacing=False)
-        plain = flowing.run(twin, stacked, in_action, out_action)
-    with _seeded(seed):
-        pass_ = _TangentPass(units, exp, layout, replacing=True)
-        replaced = pass_.run(twin, stacked, in_action, out_action)
-    with _seeded(seed):
-        grads, probe_vectors = _probe_pass(twin, units, pass_.calls, stacked, in_action, out_action, probes, seed)
+    with _seeded(setting.seed):
+        flowing = _TangentPass(setting, exp, replacing=False)
+        plain = flowing.run(stacked)
+    with _seeded(setting.seed):
+        replaced = _TangentPass(setting, exp, replacing=True)
+        output_mismatch = replaced.run(stacked).mismatch
+    with _seeded(setting.seed):
+        grads, probe_vectors = _probe_pass(setting, replaced.calls, stacked, probes)
     scale = float(torch.sqrt(plain.primal[:batch].square().sum(dim=1).mean()))
     parts: dict[str, Tensor] = defaultdict(lambda: torch.zeros(probes, rows, dtype=torch.float64))
-    local_sq: dict[str, float] = defaultdict(float)
-    output_sq: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    actions: dict[str, str] = {}
-    for index, call in enumerate(pass_.calls):
-        unit_label = call.unit or ROOT
-        counts[unit_label] += 1
-        actions.setdefault(unit_label, call.actions)
-        local_sq[unit_label] += sum(float(t.square().sum()) for t in call.outputs.values())
-        output_sq[unit_label] += call.output_sq
+    ledger = _Ledger()
+    for index, call in enumerate(replaced.calls):
+        ledger.add(call)
         for (kind, slot), per_probe in grads.get(index, {}).items():
             vector = call.outputs[slot] if kind == "out" else call.inputs[slot]
-            target = unit_label if kind == "out" else f"{CODE_BEFORE} {unit_label}"
+            target = call.label if kind == "out" else f"{CODE_BEFORE} {call.label}"
             for p, gradient in enumerate(per_probe):
                 parts[target][p] += _row_inner(gradient, vector, rows)
-    if float(replaced.mismatch.abs().max()) > 0:
+    if float(output_mismatch.abs().max()) > 0:
         for p, r in enumerate(probe_vectors):
-            parts[CODE_AFTER][p] += (r * replaced.mismatch).sum(dim=1)
+            parts[CODE_AFTER][p] += (r * output_mismatch).sum(dim=1)
     totals = torch.stack([(r * plain.mismatch).sum(dim=1) for r in probe_vectors])
     summed = sum(parts.values(), torch.zeros(probes, rows, dtype=torch.float64))
-    contributions = {unit: _rms(values, batch) / (scale + TINY) for unit, values in parts.items()}
-    for unit_label in counts:
-        contributions.setdefault(unit_label, 0.0)
+    contributions = {label: _rms(values, batch) / (scale + TINY) for label, values in parts.items()}
+    for label in ledger.calls:
+        contributions.setdefault(label, 0.0)
     notes = ["every pass runs from the same seed (common random numbers for models that sample)"]
-    sanitized = flowing.sanitized + pass_.sanitized
+    sanitized = flowing.sanitized + replaced.sanitized
     if sanitized:
         notes.append(f"{sanitized} non-finite tangent entries (a norm or square root at zero) were taken as 0")
     return Attribution(
-        model=label,
-        group=group.name,
+        model=setting.label,
+        group=setting.group.name,
         method=METHOD_LIE,
-        modules=_ranked(contributions, local_sq, output_sq, counts, actions),
+        modules=_ranked(contributions, ledger),
         total=_rms(totals, batch) / (scale + TINY),
         residual=_rms(totals - summed, batch) / (scale + TINY),
         probes=probes,
@@ -302,28 +358,31 @@ class _PassResult:
 
 
 class _TangentPass:
-    """One forward-mode pass with hooks on the units (module docstring).
+    """One forward-mode pass with hooks (module docstring).
 
-    ``replacing``: every unit's input tangents become the expected ones (mismatches recorded in
-    :attr:`calls`), and its output tangents too (local Lie derivatives recorded). Otherwise the
-    tangents flow as they are (a plain Lie derivative). Either way, non-finite tangent entries at
-    unit boundaries (the derivative of a norm at zero) are taken as 0 and counted in
-    :attr:`sanitized`.
+    ``replacing``: the tangents entering every module become the expected ones (mismatches
+    recorded in :attr:`calls`), and so do the tangents leaving every unit (local Lie derivatives
+    recorded). Otherwise the tangents flow as they are (a plain Lie derivative). Either way,
+    non-finite tangent entries at module boundaries (the derivative of a norm at zero) are taken
+    as 0 and counted in :attr:`sanitized`.
     """
 
-    def __init__(self, units: dict[nn.Module, str], exp: Callable[[float], Element], layout: Layout, replacing: bool) -> None:
-        self.units, self.exp, self.layout, self.replacing = units, exp, layout, replacing
+    def __init__(self, setting: _Setting, exp: Callable[[float], Element], replacing: bool) -> None:
+        self.setting, self.exp, self.replacing = setting, exp, replacing
         self.calls: list[_Call] = []
         self.open: list[_Call] = []
         self.sanitized = 0
 
-    def run(self, twin: Any, stacked: Any, in_action: Action, out_action: Action) -> _PassResult:
+    def run(self, stacked: Any) -> _PassResult:
+        in_action, out_action = self.setting.in_action, self.setting.out_action
         input_tangent = action_tangent(in_action, self.exp, stacked)
         if input_tangent is None:
             raise RuntimeError("the input action does not act on the stacked inputs")
-        with _hooked(self.units, self.pre_hook, self.hook), fwAD.dual_level(), torch.no_grad():
-            dual = pytree.tree_map(lambda v, t: fwAD.make_dual(v, t) if is_floating(v) else v, stacked, input_tangent)
-            out = call_model(twin, dual)
+        with self.setting.hooks.installed(self.pre_hook, self.hook), fwAD.dual_level(), torch.no_grad():
+            values, rebuild = flatten(stacked)
+            tangents, _ = flatten(input_tangent)
+            dual = rebuild([fwAD.make_dual(v, t) if is_floating(v) else v for v, t in zip(values, tangents)])
+            out = call_model(self.setting.twin, dual)
             primal = out_action.map_tensors(out, lambda t: fwAD.unpack_dual(t).primal if t.is_floating_point() else t)
             expected = action_tangent(out_action, self.exp, primal)
             if expected is None:
@@ -348,71 +407,65 @@ class _TangentPass:
             tangent = torch.where(bad, torch.zeros((), dtype=tangent.dtype), tangent)
         return tangent
 
-    def expected(self, leaves: list[Any], declared: Action | None, value_of: Callable[[list[Any]], Any]) -> list[tuple[Any, Tensor | None, str]]:
-        """Per leaf: ``(primal, expected tangent or None for non-floating leaves, action name)``."""
+    def expected(self, leaves: list[Any], declared: _Declared | None) -> list[tuple[Tensor | None, str]]:
+        """Per leaf: the expected tangent (``None`` for non-floating leaves) and the action's name."""
         primals = [fwAD.unpack_dual(t).primal if is_floating(t) else t for t in leaves]
         if declared is not None:
-            tangent = action_tangent(declared, self.exp, value_of(primals))
-            if tangent is None:
-                raise RuntimeError(f"the declared action {declared!r} does not fit the module's value")
-            declared_leaves = pytree.tree_flatten(tangent)[0]
-            name = type(declared).__name__
-            return [(p, declared_leaves[i] if is_floating(p) else None, name) for i, p in enumerate(primals)]
-        found: list[tuple[Any, Tensor | None, str]] = []
+            declared_leaves = declared.leaves(primals)
+            if declared_leaves is None:
+                raise RuntimeError(f"the declared action {declared.name} does not fit the module's value")
+            return [(d if is_floating(p) else None, declared.name) for p, d in zip(primals, declared_leaves)]
+        found: list[tuple[Tensor | None, str]] = []
         for t, p in zip(leaves, primals):
             if is_floating(t):
-                action, tangent = inferred_tangent(self.layout, self.exp, p, self.tangent(t))
-                found.append((p, tangent, type(action).__name__))
+                action, tangent = inferred_tangent(self.setting.layout, self.exp, p, self.tangent(t))
+                found.append((tangent, type(action).__name__))
             else:
-                found.append((p, None, ""))
+                found.append((None, ""))
         return found
 
-    def replace(
-        self, leaves: list[Any], declared: Action | None, value_of: Callable[[list[Any]], Any], store: dict[int, Tensor]
-    ) -> tuple[list[Any], str]:
-        """The leaves with expected tangents (or sanitized ones, when not replacing); mismatches to ``store`` by slot."""
+    def replace(self, leaves: list[Any], declared: _Declared | None, store: dict[int, Tensor]) -> tuple[list[Any], str, float]:
+        """The leaves with expected tangents (sanitized ones when not replacing); mismatches to ``store`` by slot."""
         if not self.replacing:
-            return [fwAD.make_dual(fwAD.unpack_dual(t).primal, self.tangent(t)) if is_floating(t) else t for t in leaves], ""
-        out, names = [], []
-        for slot, (t, (primal, tangent, action)) in enumerate(zip(leaves, self.expected(leaves, declared, value_of))):
+            return [fwAD.make_dual(fwAD.unpack_dual(t).primal, self.tangent(t)) if is_floating(t) else t for t in leaves], "", 0.0
+        out, names, size = [], [], 0.0
+        for slot, (t, (tangent, action)) in enumerate(zip(leaves, self.expected(leaves, declared))):
             if tangent is None:
                 out.append(t)
                 continue
             mismatch = self.tangent(t) - tangent
             if float(mismatch.abs().max()) > 0:
                 store[slot] = mismatch
-            out.append(fwAD.make_dual(primal, tangent))
+            size += float(tangent.square().sum())
+            out.append(fwAD.make_dual(fwAD.unpack_dual(t).primal, tangent))
             names.append(action)
-        return out, "+".join(dict.fromkeys(names)) or "-"
+        return out, "+".join(dict.fromkeys(names)) or "-", size
 
     def pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        call = _Call(self.units[module])
-        leaves, spec = pytree.tree_flatten((args, kwargs))
-        declared = declared_actions(module)
-        new, call.actions = self.replace(leaves, declared.in_action if declared else None, _call_value(spec), call.inputs)
+        hooks = self.setting.hooks
+        call = _Call(hooks.modules[module], module in hooks.units)
         self.calls.append(call)
-        self.open.append(call)
-        return pytree.tree_unflatten(new, spec)
+        if call.unit:
+            self.open.append(call)
+        leaves, rebuild = flatten((args, kwargs))
+        declared = declared_actions(module)
+        expected = _Declared(declared.in_action, self.exp, rebuild, tangent=True) if declared else None
+        new, call.actions, call.input_sq = self.replace(leaves, expected, call.inputs)
+        return rebuild(new)
 
     def hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
         call = self.open.pop()
-        leaves, spec = pytree.tree_flatten(output)
+        leaves, rebuild = flatten(output)
         declared = declared_actions(module)
-        new, names = self.replace(leaves, declared.out_action if declared else None, _output_value(spec), call.outputs)
+        expected = _Declared(declared.out_action, self.exp, rebuild, tangent=True, call=False) if declared else None
+        new, names, _ = self.replace(leaves, expected, call.outputs)
         call.output_sq = sum(float(fwAD.unpack_dual(t).primal.square().sum()) for t in leaves if is_floating(t))
         call.actions += " -> " + names
-        return pytree.tree_unflatten(new, spec)
+        return rebuild(new)
 
 
 def _probe_pass(
-    twin: Any,
-    units: dict[nn.Module, str],
-    calls: list[_Call],
-    stacked: Any,
-    in_action: Action,
-    out_action: Action,
-    probes: int,
-    seed: int,
+    setting: _Setting, calls: list[_Call], stacked: Any, probes: int
 ) -> tuple[dict[int, dict[tuple[str, int], list[Tensor]]], list[Tensor]]:
     """Reverse mode: ``r^T D`` at every recorded mismatch and local derivative, for ``probes`` Gaussian probes per row."""
     grads: dict[int, dict[tuple[str, int], list[Tensor]]] = defaultdict(lambda: defaultdict(list))
@@ -427,162 +480,207 @@ def _probe_pass(
 
     def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         index = next(counter, None)
-        if index is None or calls[index].unit != units[module]:
+        if index is None or calls[index].name != setting.hooks.modules[module]:
             raise RuntimeError("the model called its modules in a different order on the probe pass")
-        open_calls.append(index)
-        leaves, spec = pytree.tree_flatten((args, kwargs))
+        if calls[index].unit:
+            open_calls.append(index)
+        leaves, rebuild = flatten((args, kwargs))
         for slot in calls[index].inputs:
             if leaves[slot].requires_grad:
-                leaves[slot] = leaves[slot].view_as(leaves[slot])  # its own node: only the path through this unit
+                leaves[slot] = leaves[slot].view_as(leaves[slot])  # its own node: only the path through this module
                 leaves[slot].register_hook(keep(index, ("in", slot)))
-        return pytree.tree_unflatten(leaves, spec)
+        return rebuild(leaves)
 
     def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         index = open_calls.pop()
-        leaves, _ = pytree.tree_flatten(output)
+        leaves, _ = flatten(output)
         for slot in calls[index].outputs:
             if leaves[slot].requires_grad:
                 leaves[slot].register_hook(keep(index, ("out", slot)))
 
-    generator = torch.Generator().manual_seed(seed + 1)
-    with _hooked(units, pre_hook, hook), torch.enable_grad():
-        x = pytree.tree_map(lambda t: t.detach().requires_grad_() if is_floating(t) else t, stacked)
-        out = call_model(twin, x)
+    generator = torch.Generator().manual_seed(setting.seed + 1)
+    in_action, out_action = setting.in_action, setting.out_action
+    with setting.hooks.installed(pre_hook, hook), torch.enable_grad():
+        values, rebuild = flatten(stacked)
+        sources = [v.detach().requires_grad_() if is_floating(v) else v for v in values]
+        out = call_model(setting.twin, rebuild(sources))
         mask = in_action.point_mask(stacked)
         leaves = [(masked(leaf.tensor, mask, leaf.per_point), leaf.per_point) for leaf in out_action.leaves(out) if leaf.tensor.is_floating_point()]
         rows = in_action.batch_size(stacked)
-        sources = [t for t in pytree.tree_flatten(x)[0] if is_floating(t)]
         vectors = []
         for p in range(probes):
             rs = [masked(torch.randn(t.shape, generator=generator, dtype=t.dtype), mask, pp) for t, pp in leaves]
             vectors.append(torch.cat([r.reshape(rows, -1) for r in rs], dim=1))
             loss = sum((r * t).sum() for r, (t, _) in zip(rs, leaves))
             if isinstance(loss, Tensor) and loss.requires_grad:
-                torch.autograd.grad(loss, sources, retain_graph=p < probes - 1, allow_unused=True)
-    for index in list(grads):
-        for key, per_probe in grads[index].items():
-            if len(per_probe) != probes:
-                raise RuntimeError("a probe gradient was missed")
+                torch.autograd.grad(loss, [s for s in sources if is_floating(s)], retain_graph=p < probes - 1, allow_unused=True)
+    for per_call in grads.values():
+        if any(len(per_probe) != probes for per_probe in per_call.values()):
+            raise RuntimeError("a probe gradient was missed")
     return grads, vectors
 
 
 # ------------------------------------------------------------------------------------------ local errors
-def _local_errors(
-    twin: Any,
-    units: dict[nn.Module, str],
-    group: Group,
-    x64: Any,
-    in_action: Action,
-    layout: Layout,
-    n_elements: int,
-    seed: int,
-    label: str,
-    notes: list[str],
-) -> Attribution:
-    batch, num_points = in_action.batch_size(x64), in_action.num_points(x64)
-    x = in_action.repeat_interleave(x64, n_elements)
-    g = group.sample(batch * n_elements, torch.Generator().manual_seed(seed), num_points)
-    with _seeded(seed):
-        plain = _record(twin, units, x)
-    with _seeded(seed):
-        moved = _record(twin, units, in_action.apply(g, x))
-    if [c[0] for c in plain] != [c[0] for c in moved]:
-        notes = notes + ["the model called its modules differently on g.x: units matched up to the first difference"]
-    errors: dict[str, float] = defaultdict(float)
-    sizes: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    actions: dict[str, str] = {}
-    for (module, args, kwargs, output), (other, moved_args, moved_kwargs, _) in zip(plain, moved):
-        if module is not other:
-            break
-        unit_label = units[module] or ROOT
-        error, size, names = _unit_error(module, group, layout, g, (args, kwargs), (moved_args, moved_kwargs), output)
-        errors[unit_label] += error
-        sizes[unit_label] += size
-        counts[unit_label] += 1
-        actions.setdefault(unit_label, names)
-    local = {unit: math.sqrt(errors[unit] / (sizes[unit] + TINY)) for unit in counts}
-    modules = _ranked(local, {u: errors[u] for u in counts}, {u: sizes[u] for u in counts}, counts, actions)
-    return Attribution(label, group.name, METHOD_LOCAL, modules, float("nan"), float("nan"), 0, notes)
+def _local_errors(setting: _Setting, n_elements: int, notes: list[str]) -> Attribution:
+    """Local errors under random elements (module docstring): a pass on ``x`` records, a pass on ``g.x`` compares and replaces."""
+    in_action = setting.in_action
+    batch, num_points = in_action.batch_size(setting.x64), in_action.num_points(setting.x64)
+    x = in_action.repeat_interleave(setting.x64, n_elements)
+    g = setting.group.sample(batch * n_elements, torch.Generator().manual_seed(setting.seed), num_points)
+    with _seeded(setting.seed):
+        recorded, fx = _record(setting, x)
+    moved = _MovedPass(setting, g, recorded)
+    with _seeded(setting.seed):
+        out = moved.run(in_action.apply(g, x))
+    if moved.diverged:
+        notes = notes + ["the model called its modules differently on g.x: compared up to the first difference"]
+    ledger = _Ledger()
+    for call in moved.calls:
+        ledger.add(call)
+    wanted = setting.out_action.apply(g, fx)
+    final = [(a.tensor, b.tensor) for a, b in zip(setting.out_action.leaves(out), setting.out_action.leaves(wanted)) if a.tensor.is_floating_point()]
+    ledger.errors[CODE_AFTER] = sum(float((a - b).square().sum()) for a, b in final)
+    ledger.sizes[CODE_AFTER] = sum(float(b.square().sum()) for _, b in final)
+    ledger.calls[CODE_AFTER] = 1
+    ledger.actions[CODE_AFTER] = "code"
+    local = {label: ledger.local(label) for label in ledger.calls}
+    return Attribution(setting.label, setting.group.name, METHOD_LOCAL, _ranked(local, ledger), float("nan"), float("nan"), 0, notes)
 
 
-def _record(twin: Any, units: dict[nn.Module, str], x: Any) -> list[tuple[nn.Module, tuple, dict, Any]]:
-    """Every unit call of one forward pass: ``(module, args, kwargs, output)``."""
-    record: list[tuple[nn.Module, tuple, dict, Any]] = []
+def _record(setting: _Setting, x: Any) -> tuple[list[tuple[list[Any], list[Any]]], Any]:
+    """Every module call of one forward pass on ``x``: ``(input leaves, output leaves)`` (outputs for units only), and the output."""
+    record: list[tuple[list[Any], list[Any]]] = []
+    open_calls: list[int] = []
+
+    def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        record.append((flatten((args, kwargs))[0], []))
+        if module in setting.hooks.units:
+            open_calls.append(len(record) - 1)
 
     def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        record.append((module, args, kwargs, output))
+        record[open_calls.pop()][1].extend(flatten(output)[0])
 
-    with _hooked(units, None, hook), torch.no_grad():
-        call_model(twin, x)
-    return record
+    with setting.hooks.installed(pre_hook, hook), torch.no_grad():
+        out = call_model(setting.twin, x)
+    return record, out
 
 
-def _unit_error(
-    module: nn.Module, group: Group, layout: Layout, g: Element, value: tuple, moved: tuple, output: Any
-) -> tuple[float, float, str]:
-    """``(sum of squared errors, sum of squared output norms, actions)`` of one unit call under ``g``."""
-    declared: DeclaredActions | None = declared_actions(module)
-    leaves, spec = pytree.tree_flatten(value)
-    moved_leaves, _ = pytree.tree_flatten(moved)
-    if declared is not None:
-        image = acted(declared.in_action, g, _call_value(spec)(leaves))
-        transformed = pytree.tree_flatten(_as_call(image, spec))[0] if image is not None else leaves
-        in_names = [type(declared.in_action).__name__]
-    else:
-        transformed, in_names = [], []
-        for t, u in zip(leaves, moved_leaves):
-            if is_floating(t) and isinstance(u, Tensor) and u.shape == t.shape:
-                action, image = inferred_image(layout, g, t, u)
-                transformed.append(image)
-                in_names.append(type(action).__name__)
+class _MovedPass:
+    """The pass on ``g.x``: each module's input is compared with the action of ``g`` on its input at ``x`` (best fit, or
+    declared) and replaced by it; each unit's output likewise, so every error is measured where it arises."""
+
+    def __init__(self, setting: _Setting, g: Element, recorded: list[tuple[list[Any], list[Any]]]) -> None:
+        self.setting, self.g, self.recorded = setting, g, recorded
+        self.calls: list[_Call] = []
+        self.open: list[tuple[_Call, int]] = []
+        self.diverged = False
+
+    def run(self, gx: Any) -> Any:
+        with self.setting.hooks.installed(self.pre_hook, self.hook), torch.no_grad():
+            return call_model(self.setting.twin, gx)
+
+    def compare(
+        self, arriving: list[Any], before: list[Any], declared: _Declared | None, store: dict[int, Tensor]
+    ) -> tuple[list[Any], str, float]:
+        images = declared.leaves(before) if declared is not None else None
+        out, names, size = [], [], 0.0
+        for slot, (now, then) in enumerate(zip(arriving, before)):
+            if not (is_floating(now) and is_floating(then) and now.shape == then.shape):
+                out.append(now)
+                continue
+            if images is not None:
+                image, name = images[slot], declared.name
             else:
-                transformed.append(t)
-    args, kwargs = pytree.tree_unflatten(transformed, spec)
-    with torch.no_grad():
-        result = module(*args, **kwargs)
-    out_leaves, out_spec = pytree.tree_flatten(output)
-    result_leaves, _ = pytree.tree_flatten(result)
-    error, size, out_names = 0.0, 0.0, []
-    if declared is not None:
-        image = _output_value(out_spec)(out_leaves)
-        wanted = acted(declared.out_action, g, image)
-        wanted_leaves = pytree.tree_flatten(wanted)[0] if wanted is not None else out_leaves
-        out_names.append(type(declared.out_action).__name__)
-    for slot, (b, y) in enumerate(zip(out_leaves, result_leaves)):
-        if not is_floating(b):
-            continue
-        if declared is not None:
-            expected = wanted_leaves[slot]
-        else:
-            action, expected = inferred_image(layout, g, b, y)
-            out_names.append(type(action).__name__)
-        error += float((y - expected).square().sum())
-        size += float(b.square().sum())
-    names = f"{'+'.join(dict.fromkeys(in_names)) or '-'} -> {'+'.join(dict.fromkeys(out_names)) or '-'}"
-    return error, size, names
+                action, image = inferred_image(self.setting.layout, self.g, then, now)
+                name = type(action).__name__
+            mismatch = now - image
+            if float(mismatch.abs().max()) > 0:
+                store[slot] = mismatch
+            size += float(image.square().sum())
+            out.append(image)
+            names.append(name)
+        return out, "+".join(dict.fromkeys(names)) or "-", size
+
+    def pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        hooks = self.setting.hooks
+        index = len(self.calls)
+        call = _Call(hooks.modules[module], module in hooks.units)
+        self.calls.append(call)
+        if call.unit:
+            self.open.append((call, index))
+        leaves, rebuild = flatten((args, kwargs))
+        if self.diverged or index >= len(self.recorded) or len(self.recorded[index][0]) != len(leaves):
+            self.diverged = True
+            return None
+        declared = declared_actions(module)
+        images = _Declared(declared.in_action, self.g, rebuild) if declared else None
+        new, call.actions, call.input_sq = self.compare(leaves, self.recorded[index][0], images, call.inputs)
+        return rebuild(new)
+
+    def hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        call, index = self.open.pop()
+        leaves, rebuild = flatten(output)
+        before = self.recorded[index][1] if index < len(self.recorded) else []
+        if self.diverged or len(before) != len(leaves):
+            self.diverged = True
+            return None
+        declared = declared_actions(module)
+        images = _Declared(declared.out_action, self.g, rebuild, call=False) if declared else None
+        new, names, _ = self.compare(leaves, before, images, call.outputs)
+        call.output_sq = sum(float(t.square().sum()) for t in before if is_floating(t))
+        call.actions += " -> " + names
+        return rebuild(new)
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _ranked(
-    contributions: dict[str, float],
-    local_sq: dict[str, float],
-    output_sq: dict[str, float],
-    counts: dict[str, int],
-    actions: dict[str, str],
-) -> list[ModuleAttribution]:
-    total = sum(contributions.values())
+@dataclass
+class _Declared:
+    """A declared action at a module boundary: ``leaves(primals)`` gives its tangent's (``how`` an ``exp``) or image's
+    (``how`` an element) leaves, aligned with the boundary's leaves; ``None`` when it does not fit.
+
+    ``call``: the leaves are those of a module call ``(args, kwargs)``, whose value is ``args[0]``
+    for one positional argument, the tuple of several, or the dict of keyword arguments.
+    """
+
+    action: Action
+    how: Any
+    rebuild: Callable[[list[Any]], Any]
+    tangent: bool = False
+    call: bool = True
+
+    @property
+    def name(self) -> str:
+        return type(self.action).__name__
+
+    def leaves(self, primals: list[Any]) -> list[Any] | None:
+        value = self.rebuild(primals)
+        if self.call:
+            args, kwargs = value
+            if args and kwargs:
+                raise RuntimeError("a declared module must be called with positional or keyword arguments, not both")
+            value = dict(kwargs) if kwargs else (args[0] if len(args) == 1 else tuple(args))
+        result = action_tangent(self.action, self.how, value) if self.tangent else acted(self.action, self.how, value)
+        if result is None:
+            return None
+        if self.call:
+            args, kwargs = self.rebuild(primals)
+            result = ((), result) if kwargs else (((result,) if len(args) == 1 else tuple(result)), {})
+        return flatten(result)[0]
+
+
+def _ranked(contributions: dict[str, float], ledger: _Ledger) -> list[ModuleAttribution]:
+    total = sum(v for v in contributions.values() if math.isfinite(v))
     ranked = sorted(contributions.items(), key=lambda item: (-item[1] if math.isfinite(item[1]) else math.inf, item[0]))
     return [
         ModuleAttribution(
-            module=unit,
+            module=label,
             contribution=value,
-            share=value / total if total > 0 else 0.0,
-            local_error=math.sqrt(local_sq.get(unit, 0.0) / (output_sq.get(unit, 0.0) + TINY)) if unit in counts else float("nan"),
-            calls=counts.get(unit, 0),
-            actions=actions.get(unit, "code"),
+            share=value / total if total > 0 and math.isfinite(value) else 0.0,
+            local_error=ledger.local(label),
+            calls=ledger.calls.get(label, 0),
+            actions=ledger.actions.get(label, "code"),
         )
-        for unit, value in ranked
+        for label, value in ranked
     ]
 
 
@@ -604,52 +702,9 @@ def _tangent_of(t: Tensor) -> Tensor:
     return unpacked.tangent if unpacked.tangent is not None else torch.zeros_like(unpacked.primal)
 
 
-def _call_value(spec: Any) -> Callable[[list[Any]], Any]:
-    """The value a declared ``in_action`` describes, from the leaves of ``(args, kwargs)``: ``args[0]``, a tuple, or the kwargs."""
-
-    def value(leaves: list[Any]) -> Any:
-        args, kwargs = pytree.tree_unflatten(leaves, spec)
-        if kwargs and not args:
-            return dict(kwargs)
-        return args[0] if len(args) == 1 else tuple(args)
-
-    return value
-
-
-def _as_call(value: Any, spec: Any) -> tuple[tuple, dict]:
-    """The inverse of :func:`_call_value`: ``(args, kwargs)`` of the call shape ``spec`` from the value."""
-    args, kwargs = pytree.tree_unflatten([None] * spec.num_leaves, spec)
-    if kwargs and not args:
-        return (), dict(value)
-    return ((value,) if len(args) == 1 else tuple(value)), {}
-
-
-def _output_value(spec: Any) -> Callable[[list[Any]], Any]:
-    return lambda leaves: pytree.tree_unflatten(leaves, spec)
-
-
 @contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Run a block from ``torch.manual_seed(seed)``, restoring the caller's RNG state after (common random numbers)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
-
-
-class _hooked:
-    """Forward pre-hooks and hooks (with kwargs) on every unit for the duration of a block."""
-
-    def __init__(self, units: dict[nn.Module, str], pre_hook: Callable | None, hook: Callable | None) -> None:
-        self.units, self.pre_hook, self.hook = units, pre_hook, hook
-        self.handles: list[Any] = []
-
-    def __enter__(self) -> None:
-        for module in self.units:
-            if self.pre_hook is not None:
-                self.handles.append(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True))
-            if self.hook is not None:
-                self.handles.append(module.register_forward_hook(self.hook, with_kwargs=True))
-
-    def __exit__(self, *exc: Any) -> None:
-        for handle in self.handles:
-            handle.remove()
