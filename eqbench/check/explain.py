@@ -70,6 +70,7 @@ from eqbench.check.activations import (
 )
 from eqbench.check.cases import InputSource
 from eqbench.check.forward import call_model, dtype_copy, model_name
+from eqbench.check.lie import lie_derivative_rows
 from eqbench.check.metrics import TINY, masked
 from eqbench.declare import declared_actions
 from eqbench.groups.base import Group
@@ -347,6 +348,36 @@ def _chain_rule(setting: _Setting, probes: int) -> Attribution:
         probes=probes,
         notes=notes,
     )
+
+
+def sanitized_lie_derivatives(
+    model: Callable[..., Any], group: Group, x: Any, in_action: Action, out_action: Action, seed: int = 0
+) -> tuple[Tensor, Tensor, int]:
+    """``(derivative (k B, F), outputs (B, F), sanitized)``: the Lie derivatives of ``model`` at ``x`` per generator of ``group``.
+
+    As :func:`~eqbench.check.lie.lie_derivative_rows` (same layout), but with hooks on the modules
+    that take non-finite tangent entries at module boundaries as 0 (``sanitized`` counts them):
+    a norm at zero (a point's distance to itself) has a finite value and no derivative there,
+    though the model around it does. Falls back to ``lie_derivative_rows`` (jvp or central
+    differences) when forward-mode AD cannot trace the model.
+    """
+    twin = dtype_copy(model, torch.float64) if isinstance(model, nn.Module) else model
+    batch, k = in_action.batch_size(x), group.lie_algebra.shape[0]
+    x64 = in_action.cast(x, torch.float64)
+    stacked = in_action.index(x64, torch.arange(batch).repeat(k))
+    directions = torch.eye(k, dtype=torch.float64).repeat_interleave(batch, dim=0)
+    fields = [(action, tuple(leaf.tensor.shape[1:])) for action, leaf in zip(field_actions(in_action), in_action.leaves(x64))]
+    setting = _Setting(twin, Hooks(twin), group, x64, in_action, out_action, Layout(group.space_dim, in_action.num_points(x64), fields), seed, "")
+    try:
+        with _seeded(seed), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+            flowing = _TangentPass(setting, lambda t: group.exp(t * directions), replacing=False)
+            result = flowing.run(stacked)
+        return result.mismatch, result.primal[:batch], flowing.sanitized
+    except (RuntimeError, NotImplementedError):
+        with _seeded(seed):
+            derivative, outputs, _ = lie_derivative_rows(model, group, x64, in_action, out_action)
+        return derivative, outputs, 0
 
 
 @dataclass

@@ -47,7 +47,7 @@ from eqbench.check.activations import field_actions
 from eqbench.check.cases import InputSource
 from eqbench.check.equivariance import check_equivariance
 from eqbench.check.forward import model_name
-from eqbench.check.lie import lie_derivative_rows
+from eqbench.check.explain import sanitized_lie_derivatives
 from eqbench.check.metrics import TINY
 from eqbench.check.stochastic import check_stochastic
 from eqbench.groups import SO2, Cyclic, Dihedral, Symmetric
@@ -254,10 +254,8 @@ def algebra_profile(
 
 
 def _lie_rows(model: Callable[..., Any], group: Group, x: Any, in_action: Action, out_action: Action, seed: int) -> tuple[Tensor, Tensor]:
-    """:func:`~eqbench.check.lie.lie_derivative_rows` from ``torch.manual_seed(seed)`` (common random numbers)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        derivative, outputs, _ = lie_derivative_rows(model, group, x, in_action, out_action)
+    """The Lie derivatives per generator and the outputs (:func:`~eqbench.check.explain.sanitized_lie_derivatives`)."""
+    derivative, outputs, _ = sanitized_lie_derivatives(model, group, x, in_action, out_action, seed)
     return derivative, outputs
 
 
