@@ -7,6 +7,8 @@ flattens ``(B, N, C)`` to ``(B N, C)``) is chosen among candidates that fit its 
 
 * ``Invariant()`` (always): ``g.a = a``;
 * ``Scalars()`` when the point axis matches the input's (per-point features, permuted by S_n);
+* :class:`PairField` when the first two axes both match it (pairwise distances or messages;
+  with vectors on the last axis too, e.g. ``x_i - x_j``);
 * ``Vectors()`` and ``Points()`` when the last axis has the group's dimension ``d`` (per-point when
   the point axis matches as well);
 * the model input's own field actions whose shape ``a`` has (images, grid signals, ...).
@@ -31,8 +33,32 @@ from torch import Tensor
 from eqbench.actions import Invariant, Points, Scalars, Vectors
 from eqbench.actions.base import Action, DataError
 from eqbench.actions.composite import Composite
+from eqbench.actions.field import FieldAction
+from eqbench.actions.transforms import linear_on_axis, permute_points
 from eqbench.check.lie import FD_STEP
 from eqbench.groups.element import Element
+
+
+@dataclass(frozen=True, repr=False)
+class PairField(FieldAction):
+    """A field on ordered pairs of points, shape ``(B, N, N, ...)``: both point axes re-indexed, ``(g.T)_ij = T_{p[i] p[j]}``.
+
+    ``vectors=True``: the last axis is a vector ``v_ij -> M v_ij`` (e.g. ``x_i - x_j``); otherwise
+    the entries are invariant (distances, messages). Used only to infer activations' actions.
+    """
+
+    vectors: bool = False
+
+    def validate(self, x: Tensor, where: str = "input") -> None:
+        if not isinstance(x, Tensor) or x.dim() < 3 or x.shape[1] != x.shape[2]:
+            raise DataError(f"{where}: expected a pair field of shape (B, N, N, ...), got {getattr(x, 'shape', type(x))}")
+
+    def apply(self, g: Element, x: Tensor) -> Tensor:
+        self.validate(x, "pair field")
+        out = linear_on_axis(g.matrix.to(x.dtype), x, axis=-1) if self.vectors and g.matrix is not None else x
+        if g.permutation is not None:
+            out = permute_points(permute_points(out, g.permutation, "pairs").transpose(1, 2), g.permutation, "pairs").transpose(1, 2)
+        return out
 
 
 def field_actions(action: Action) -> list[Action]:
@@ -110,10 +136,15 @@ class Layout:
         per_point = self.num_points is not None and a.dim() >= 2 and a.shape[1] == self.num_points
         if per_point:
             found.append(Scalars())
+        pairs = per_point and a.dim() >= 3 and a.shape[2] == self.num_points
+        if pairs:
+            found.append(PairField())
         found += [action for action, shape in self.input_fields if tuple(a.shape[1:]) == shape]
         if self.space_dim is not None and a.dim() >= 2 and a.shape[-1] == self.space_dim:
             spatial_per_point = per_point and a.dim() >= 3
             found += [Vectors(per_point=spatial_per_point), Points(per_point=spatial_per_point)]
+            if pairs and a.dim() >= 4:
+                found.append(PairField(vectors=True))
         unique: list[Action] = []
         for action in found:
             if action not in unique:
@@ -159,7 +190,9 @@ def inferred_tangent(layout: Layout, exp: Callable[[float], Element], a: Tensor,
     """The candidate action of ``a`` whose tangent is nearest ``observed``, and that tangent."""
     expectations = []
     for action in layout.candidates(a):
-        tangent = action_tangent(action, exp, a)
+        # scalars do not move along the algebra (its elements have no permutation part): no differences needed
+        still = isinstance(action, Scalars) or action == PairField()
+        tangent = torch.zeros_like(a) if still else action_tangent(action, exp, a)
         if tangent is not None:
             expectations.append((action, tangent))
     return best_fit(observed, expectations)

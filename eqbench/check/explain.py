@@ -155,18 +155,21 @@ def explain(
     *,
     n_inputs: int = 4,
     n_elements: int = 4,
-    probes: int = 2,
+    probes: int = 1,
+    directions: int | None = 2,
     seed: int = 0,
     name: str | None = None,
 ) -> Attribution:
     """Attribute ``model``'s equivariance error under ``group`` to its modules (module docstring).
 
     ``inputs`` is an input generator or a concrete batched value (as for
-    :func:`~eqbench.check.check_equivariance`). Lie groups use the chain rule with ``probes``
-    Gaussian probes per row; finite groups (and models forward-mode AD cannot trace) the local
+    :func:`~eqbench.check.check_equivariance`). Lie groups use the chain rule along ``directions``
+    random algebra directions per input (``None``: along every basis generator) with ``probes``
+    Gaussian output probes per row; finite groups (and models forward-mode AD cannot trace) the local
     errors under ``n_elements`` random elements per input. Raises ``ValueError`` for bad counts.
     """
-    for label, value in (("n_inputs", n_inputs), ("n_elements", n_elements), ("probes", probes)):
+    counts = (("n_inputs", n_inputs), ("n_elements", n_elements), ("probes", probes), ("directions", directions or 1))
+    for label, value in counts:
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{label} must be an integer >= 1, got {value!r}")
     _, x64 = InputSource(inputs, in_action).random(n_inputs, seed)
@@ -181,7 +184,7 @@ def explain(
     try:
         with warnings.catch_warnings():  # torch scripts its forward-AD decompositions on first use, with a deprecation warning
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
-            attribution = _chain_rule(setting, probes)
+            attribution = _chain_rule(setting, probes, directions)
     except (RuntimeError, NotImplementedError) as error:
         reason = f"{type(error).__name__}: {str(error).splitlines()[0]}"
         return _local_errors(setting, n_elements, [f"forward-mode AD failed ({reason}): local errors under random elements"])
@@ -297,54 +300,78 @@ class _Ledger:
 
 
 # ------------------------------------------------------------------------------------------ chain rule
-def _chain_rule(setting: _Setting, probes: int) -> Attribution:
+def algebra_directions(k: int, batch: int, directions: int | None, generator: torch.Generator) -> Tensor:
+    """Coefficients ``(rows, k)`` of the generators differentiated along, input ``b`` on rows ``b, b + B, ...``.
+
+    ``directions=None``: every basis generator (``k`` rows per input, generator-major);
+    otherwise ``directions`` Gaussian combinations ``c ~ N(0, I_k)`` per input, for which
+    ``E ||L_{sum c_i X_i} f||^2 = sum_i ||L_{X_i} f||^2``: the same squared sum over generators,
+    estimated at a cost that does not grow with ``k``.
+    """
+    if directions is None:
+        return torch.eye(k, dtype=torch.float64).repeat_interleave(batch, dim=0)
+    return torch.randn(directions * batch, k, generator=generator, dtype=torch.float64)
+
+
+def _chain_rule(setting: _Setting, probes: int, directions: int | None) -> Attribution:
     in_action, x64 = setting.in_action, setting.x64
-    basis = setting.group.lie_algebra
-    batch, k = in_action.batch_size(x64), basis.shape[0]
-    stacked = in_action.index(x64, torch.arange(batch).repeat(k))  # generator-major rows: row i * B + b
-    rows = batch * k
-    directions = torch.eye(k, dtype=torch.float64).repeat_interleave(batch, dim=0)
+    batch, k = in_action.batch_size(x64), setting.group.lie_algebra.shape[0]
+    coefficients = algebra_directions(k, batch, directions, torch.Generator().manual_seed(setting.seed + 2))
+    rows = coefficients.shape[0]
+    stacked = in_action.index(x64, torch.arange(batch).repeat(rows // batch))
 
     def exp(t: float) -> Element:
-        return setting.group.exp(t * directions)
+        return setting.group.exp(t * coefficients)
 
     with _seeded(setting.seed):
-        flowing = _TangentPass(setting, exp, replacing=False)
-        plain = flowing.run(stacked)
-    with _seeded(setting.seed):
         replaced = _TangentPass(setting, exp, replacing=True)
-        output_mismatch = replaced.run(stacked).mismatch
+        result = replaced.run(stacked)
     with _seeded(setting.seed):
-        grads, probe_vectors = _probe_pass(setting, replaced.calls, stacked, probes)
-    scale = float(torch.sqrt(plain.primal[:batch].square().sum(dim=1).mean()))
+        probed = _probe_pass(setting, replaced.calls, stacked, probes)
+    notes = ["every pass runs from the same seed (common random numbers for models that sample)"]
+    # the model's own Lie derivative on each probe: <r, J_f v> - <r, e_out> from the input gradients
+    totals = torch.stack([
+        sum((_row_inner(g, t, rows) for g, t in zip(grads, result.input_tangents) if g is not None), torch.zeros(rows, dtype=torch.float64))
+        - (r * result.expected).sum(dim=1)
+        for grads, r in zip(probed.input_grads, probed.vectors)
+    ])
+    sanitized = replaced.sanitized
+    if not bool(torch.isfinite(totals).all()):  # reverse mode through a norm at zero: a plain tangent pass instead
+        with _seeded(setting.seed):
+            flowing = _TangentPass(setting, exp, replacing=False)
+            plain = flowing.run(stacked).mismatch
+        totals = torch.stack([(r * plain).sum(dim=1) for r in probed.vectors])
+        sanitized += flowing.sanitized
+    if sanitized:
+        notes.append(f"{sanitized} non-finite tangent entries (a norm or square root at zero) were taken as 0")
+    scale = float(torch.sqrt(result.primal[:batch].square().sum(dim=1).mean()))
     parts: dict[str, Tensor] = defaultdict(lambda: torch.zeros(probes, rows, dtype=torch.float64))
     ledger = _Ledger()
     for index, call in enumerate(replaced.calls):
         ledger.add(call)
-        for (kind, slot), per_probe in grads.get(index, {}).items():
+        for (kind, slot), per_probe in probed.grads.get(index, {}).items():
             vector = call.outputs[slot] if kind == "out" else call.inputs[slot]
             target = call.label if kind == "out" else f"{CODE_BEFORE} {call.label}"
             for p, gradient in enumerate(per_probe):
                 parts[target][p] += _row_inner(gradient, vector, rows)
-    if float(output_mismatch.abs().max()) > 0:
-        for p, r in enumerate(probe_vectors):
-            parts[CODE_AFTER][p] += (r * output_mismatch).sum(dim=1)
-    totals = torch.stack([(r * plain.mismatch).sum(dim=1) for r in probe_vectors])
+    if float(result.mismatch.abs().max()) > 0:
+        for p, r in enumerate(probed.vectors):
+            parts[CODE_AFTER][p] += (r * result.mismatch).sum(dim=1)
     summed = sum(parts.values(), torch.zeros(probes, rows, dtype=torch.float64))
-    contributions = {label: _rms(values, batch) / (scale + TINY) for label, values in parts.items()}
+    per_input = rows / batch if directions is not None else 1.0  # random directions: a mean over them, not a sum
+    contributions = {label: _rms(values, batch * per_input) / (scale + TINY) for label, values in parts.items()}
     for label in ledger.calls:
         contributions.setdefault(label, 0.0)
-    notes = ["every pass runs from the same seed (common random numbers for models that sample)"]
-    sanitized = flowing.sanitized + replaced.sanitized
-    if sanitized:
-        notes.append(f"{sanitized} non-finite tangent entries (a norm or square root at zero) were taken as 0")
+    total = _rms(totals, batch * per_input) / (scale + TINY)
+    if total < LIE_FLOOR:
+        notes.append(f"no breaking above rounding (total {total:.2g} < {LIE_FLOOR:g}): the shares split rounding noise")
     return Attribution(
         model=setting.label,
         group=setting.group.name,
         method=METHOD_LIE,
         modules=_ranked(contributions, ledger),
-        total=_rms(totals, batch) / (scale + TINY),
-        residual=_rms(totals - summed, batch) / (scale + TINY),
+        total=total,
+        residual=_rms(totals - summed, batch * per_input) / (scale + TINY),
         probes=probes,
         notes=notes,
     )
@@ -382,10 +409,13 @@ def sanitized_lie_derivatives(
 
 @dataclass
 class _PassResult:
-    """The output of a tangent pass, flattened per row (floating leaves, padded points zeroed): primal and ``tangent - expected``."""
+    """A tangent pass: the output flattened per row (floating leaves, padded points zeroed) as ``primal``, its
+    ``expected`` tangent and ``mismatch = tangent - expected``; the tangents of the input leaves (``None`` if not floating)."""
 
     primal: Tensor
+    expected: Tensor
     mismatch: Tensor
+    input_tangents: list[Tensor | None]
 
 
 class _TangentPass:
@@ -427,7 +457,8 @@ class _TangentPass:
             ]
             mismatch = torch.cat([(self.tangent(t) - e).reshape(rows, -1) for t, e in pairs], dim=1)
             primals = torch.cat([fwAD.unpack_dual(t).primal.reshape(rows, -1) for t, _ in pairs], dim=1)
-        return _PassResult(primals, mismatch)
+            wanted = torch.cat([e.reshape(rows, -1) for _, e in pairs], dim=1)
+        return _PassResult(primals, wanted, mismatch, [t if is_floating(v) else None for v, t in zip(values, tangents)])
 
     def tangent(self, t: Tensor) -> Tensor:
         """The tangent of dual tensor ``t`` (zeros without one), non-finite entries taken as 0."""
@@ -467,7 +498,7 @@ class _TangentPass:
             mismatch = self.tangent(t) - tangent
             if float(mismatch.abs().max()) > 0:
                 store[slot] = mismatch
-            size += float(tangent.square().sum())
+            size += float(fwAD.unpack_dual(t).primal.square().sum())
             out.append(fwAD.make_dual(fwAD.unpack_dual(t).primal, tangent))
             names.append(action)
         return out, "+".join(dict.fromkeys(names)) or "-", size
@@ -495,9 +526,17 @@ class _TangentPass:
         return rebuild(new)
 
 
-def _probe_pass(
-    setting: _Setting, calls: list[_Call], stacked: Any, probes: int
-) -> tuple[dict[int, dict[tuple[str, int], list[Tensor]]], list[Tensor]]:
+@dataclass
+class _Probed:
+    """The probe pass: per call ``r^T D`` by (kind, slot) and probe, the probes ``r`` (flattened per row), and per probe
+    the gradients of ``<r, f>`` with respect to the input leaves (``None`` where not floating or unused)."""
+
+    grads: dict[int, dict[tuple[str, int], list[Tensor]]]
+    vectors: list[Tensor]
+    input_grads: list[list[Tensor | None]]
+
+
+def _probe_pass(setting: _Setting, calls: list[_Call], stacked: Any, probes: int) -> _Probed:
     """Reverse mode: ``r^T D`` at every recorded mismatch and local derivative, for ``probes`` Gaussian probes per row."""
     grads: dict[int, dict[tuple[str, int], list[Tensor]]] = defaultdict(lambda: defaultdict(list))
     counter = iter(range(len(calls)))
@@ -538,17 +577,21 @@ def _probe_pass(
         mask = in_action.point_mask(stacked)
         leaves = [(masked(leaf.tensor, mask, leaf.per_point), leaf.per_point) for leaf in out_action.leaves(out) if leaf.tensor.is_floating_point()]
         rows = in_action.batch_size(stacked)
-        vectors = []
+        vectors, input_grads = [], []
+        floating = [s for s in sources if is_floating(s)]
         for p in range(probes):
             rs = [masked(torch.randn(t.shape, generator=generator, dtype=t.dtype), mask, pp) for t, pp in leaves]
             vectors.append(torch.cat([r.reshape(rows, -1) for r in rs], dim=1))
             loss = sum((r * t).sum() for r, (t, _) in zip(rs, leaves))
+            found: list[Tensor | None] = [None] * len(floating)
             if isinstance(loss, Tensor) and loss.requires_grad:
-                torch.autograd.grad(loss, [s for s in sources if is_floating(s)], retain_graph=p < probes - 1, allow_unused=True)
+                found = list(torch.autograd.grad(loss, floating, retain_graph=p < probes - 1, allow_unused=True))
+            by_source = iter(found)
+            input_grads.append([next(by_source) if is_floating(s) else None for s in sources])
     for per_call in grads.values():
         if any(len(per_probe) != probes for per_probe in per_call.values()):
             raise RuntimeError("a probe gradient was missed")
-    return grads, vectors
+    return _Probed(grads, vectors, input_grads)
 
 
 # ------------------------------------------------------------------------------------------ local errors
