@@ -69,38 +69,54 @@ def field_actions(action: Action) -> list[Action]:
 
 
 def flatten(value: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
-    """The leaves of a nested value and how to rebuild it from new leaves.
+    """The leaves of a nested value and how to rebuild it from new leaves (:func:`flatten_named` without the names)."""
+    leaves, _, rebuild = flatten_named(value)
+    return leaves, rebuild
+
+
+def flatten_named(value: Any, path: str = "") -> tuple[list[Any], list[str], Callable[[list[Any]], Any]]:
+    """The leaves of a nested value, their paths (``[0].pos``, ``.distances``) and how to rebuild it from new leaves.
 
     Containers: tuples (named ones too), lists, dicts and *frozen* dataclasses (value objects
     such as a lifted point cloud; rebuilt with ``dataclasses.replace``); anything else
     (tensors, numbers, mutable objects) is a leaf.
     """
     if isinstance(value, (tuple, list)):
-        parts = [flatten(item) for item in value]
+        parts = [flatten_named(item, f"{path}[{i}]") for i, item in enumerate(value)]
         named = isinstance(value, tuple) and hasattr(value, "_fields")
         return _joined(parts, lambda items: type(value)(*items) if named else type(value)(items))
     if isinstance(value, dict):
         keys = list(value)
-        parts = [flatten(value[key]) for key in keys]
+        parts = [flatten_named(value[key], f"{path}.{key}") for key in keys]
         return _joined(parts, lambda items: dict(zip(keys, items)))
     if dataclasses.is_dataclass(value) and not isinstance(value, type) and value.__dataclass_params__.frozen:
         names = [f.name for f in dataclasses.fields(value) if f.init]
-        parts = [flatten(getattr(value, name)) for name in names]
+        parts = [flatten_named(getattr(value, name), f"{path}.{name}") for name in names]
         return _joined(parts, lambda items: dataclasses.replace(value, **dict(zip(names, items))))
-    return [value], lambda leaves: leaves[0]
+    return [value], [path], lambda leaves: leaves[0]
 
 
-def _joined(parts: list[tuple[list[Any], Callable]], build: Callable[[list[Any]], Any]) -> tuple[list[Any], Callable]:
-    sizes = [len(leaves) for leaves, _ in parts]
+def _joined(
+    parts: list[tuple[list[Any], list[str], Callable]], build: Callable[[list[Any]], Any]
+) -> tuple[list[Any], list[str], Callable]:
+    sizes = [len(leaves) for leaves, _, _ in parts]
 
     def rebuild(leaves: list[Any]) -> Any:
         items, start = [], 0
-        for (_, inner), size in zip(parts, sizes):
+        for (_, _, inner), size in zip(parts, sizes):
             items.append(inner(leaves[start : start + size]))
             start += size
         return build(items)
 
-    return [leaf for leaves, _ in parts for leaf in leaves], rebuild
+    return [leaf for leaves, _, _ in parts for leaf in leaves], [p for _, paths, _ in parts for p in paths], rebuild
+
+
+def argument_name(path: str) -> str:
+    """A readable name for the path of a leaf of ``(args, kwargs)``: ``[0][1].distances`` -> ``arg1.distances``."""
+    if path.startswith("[0]["):
+        index, _, rest = path[4:].partition("]")
+        return f"arg{index}{rest}"
+    return path[4:] if path.startswith("[1].") else path
 
 
 def is_floating(t: Any) -> bool:
@@ -202,7 +218,7 @@ def inferred_image(layout: Layout, g: Element, a: Tensor, observed: Tensor) -> t
     """The candidate action of ``a`` under which ``rho(g) a`` is nearest ``observed`` (``a`` at ``g.x``), and ``rho(g) a``."""
     expectations = []
     for action in layout.candidates(a):
-        image = acted(action, g, a)
+        image = a if action == Invariant() else acted(action, g, a)  # invariant fits any layout (packed rows too)
         if image is not None:
             expectations.append((action, image))
     return best_fit(observed, expectations)

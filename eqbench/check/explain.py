@@ -63,7 +63,9 @@ from eqbench.check.activations import (
     acted,
     action_tangent,
     field_actions,
+    argument_name,
     flatten,
+    flatten_named,
     inferred_image,
     inferred_tangent,
     is_floating,
@@ -264,6 +266,7 @@ class _Call:
     unit: bool
     inputs: dict[int, Tensor] = field(default_factory=dict)
     outputs: dict[int, Tensor] = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)
     input_sq: float = 0.0
     output_sq: float = 0.0
     actions: str = ""
@@ -293,7 +296,8 @@ class _Ledger:
             self.errors[code] += sum(float(t.square().sum()) for t in call.inputs.values())
             self.sizes[code] += call.input_sq
             self.calls[code] += 1
-            self.actions.setdefault(code, "code")
+            entering = [argument_name(call.paths[slot]) for slot in call.inputs if slot < len(call.paths)]
+            self.actions.setdefault(code, "code into " + ", ".join(dict.fromkeys(entering)))
 
     def local(self, label: str) -> float:
         return math.sqrt(self.errors[label] / (self.sizes[label] + TINY)) if label in self.calls else float("nan")
@@ -354,7 +358,7 @@ def _chain_rule(setting: _Setting, probes: int, directions: int | None) -> Attri
             target = call.label if kind == "out" else f"{CODE_BEFORE} {call.label}"
             for p, gradient in enumerate(per_probe):
                 parts[target][p] += _row_inner(gradient, vector, rows)
-    if float(result.mismatch.abs().max()) > 0:
+    if _moves(result.mismatch):
         for p, r in enumerate(probed.vectors):
             parts[CODE_AFTER][p] += (r * result.mismatch).sum(dim=1)
     summed = sum(parts.values(), torch.zeros(probes, rows, dtype=torch.float64))
@@ -496,7 +500,7 @@ class _TangentPass:
                 out.append(t)
                 continue
             mismatch = self.tangent(t) - tangent
-            if float(mismatch.abs().max()) > 0:
+            if _moves(mismatch):
                 store[slot] = mismatch
             size += float(fwAD.unpack_dual(t).primal.square().sum())
             out.append(fwAD.make_dual(fwAD.unpack_dual(t).primal, tangent))
@@ -509,7 +513,7 @@ class _TangentPass:
         self.calls.append(call)
         if call.unit:
             self.open.append(call)
-        leaves, rebuild = flatten((args, kwargs))
+        leaves, call.paths, rebuild = flatten_named((args, kwargs))
         declared = declared_actions(module)
         expected = _Declared(declared.in_action, self.exp, rebuild, tangent=True) if declared else None
         new, call.actions, call.input_sq = self.replace(leaves, expected, call.inputs)
@@ -668,7 +672,7 @@ class _MovedPass:
                 action, image = inferred_image(self.setting.layout, self.g, then, now)
                 name = type(action).__name__
             mismatch = now - image
-            if float(mismatch.abs().max()) > 0:
+            if _moves(mismatch):
                 store[slot] = mismatch
             size += float(image.square().sum())
             out.append(image)
@@ -682,7 +686,7 @@ class _MovedPass:
         self.calls.append(call)
         if call.unit:
             self.open.append((call, index))
-        leaves, rebuild = flatten((args, kwargs))
+        leaves, call.paths, rebuild = flatten_named((args, kwargs))
         if self.diverged or index >= len(self.recorded) or len(self.recorded[index][0]) != len(leaves):
             self.diverged = True
             return None
@@ -782,3 +786,8 @@ def _seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def _moves(t: Tensor) -> bool:
+    """Whether ``t`` has a non-zero entry (``False`` for an empty tensor)."""
+    return t.numel() > 0 and bool((t != 0).any())
