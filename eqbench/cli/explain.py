@@ -23,7 +23,7 @@ from eqbench.cli import UsageError, add_plugin_argument, int_at_least, load_mode
 if TYPE_CHECKING:
     from eqbench.registry import ModelEntry
 
-#: Rows of the per-model table.
+#: Largest rows of the per-model table (rows with a zero contribution are left out).
 SHOWN = 8
 
 
@@ -93,9 +93,12 @@ def run(args: argparse.Namespace) -> int:
         table = Table(title=f"{entry.name} under {attribution.group}: {attribution.method}", title_justify="left")
         for column in ("module", "contribution", "share", "local error", "actions"):
             table.add_column(column, justify="left" if column in ("module", "actions") else "right")
-        for module in attribution.modules[:SHOWN]:
+        shown = [m for m in attribution.modules if m.contribution > 0][:SHOWN] or attribution.modules[:1]
+        for module in shown:
             table.add_row(escape(module.module), f"{module.contribution:.3g}", f"{module.share:.1%}", f"{module.local_error:.3g}", escape(module.actions))
         console.print(table)
+        if len(attribution.modules) > len(shown):
+            console.print(f"({len(attribution.modules) - len(shown)} more rows, smaller or zero; all in --json)")
         if attribution.method.startswith("lie"):
             console.print(f"total relative Lie derivative {attribution.total:.3g}, additivity residual {attribution.residual:.3g}")
         for note in attribution.notes:
