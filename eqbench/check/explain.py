@@ -7,19 +7,21 @@ module, or a module declared with :func:`eqbench.declare`) reads or writes an ac
 (declared, or inferred: :mod:`eqbench.check.activations`) and its expected tangent
 ``e_a = d/dt rho_a(g_t) a``. A unit ``m`` with input ``a`` and output ``b`` then has the
 *local Lie derivative* ``l_m = J_m e_a - e_b`` (its own equivariance error on the activations
-it actually sees), and the code between units (a module's own ``forward`` code, "``<code>``")
-the mismatch ``d_a = u_a - e_a`` of the tangent ``u_a`` it hands to the next unit when every
-unit upstream behaved. Telescoping over the computation graph gives exactly
+it actually sees), and the code between modules (their own ``forward`` code, labelled
+"``<code before> M``" by the module ``M`` it feeds) the mismatch ``d_a = u_a - e_a`` of the
+tangent ``u_a`` it hands to ``M`` when everything upstream behaved (the path of the tensor in
+``M``'s arguments is listed, e.g. ``arg0.distances``); code after the last module is
+"``<code at the output>``". Telescoping over the computation graph gives exactly
 
     L_X f(x) = sum_m D_m l_m + sum_a D_a d_a + d_out,
 
 with ``D`` the Jacobian from that tensor to the output: the contributions add up to the
 model's Lie derivative whatever actions were chosen (the choice only moves blame). One
-forward-mode pass (``torch.autograd.forward_ad``, hooks replacing each unit's input tangents by
-``e_a`` and output tangents by ``e_b``) yields every ``l_m`` and ``d_a``; the downstream
+forward-mode pass (``torch.autograd.forward_ad``, hooks replacing the tangents entering every
+module by ``e_a`` and leaving every unit by ``e_b``) yields every ``l_m`` and ``d_a``; the downstream
 Jacobians are probed in reverse mode: for a Gaussian probe ``r`` per row, one backward pass of
 ``<r, f(x)>`` gives ``r^T D`` for every unit at once (tensor hooks), and
-``E_r <r, D l>^2 = ||D l||^2``. Reported per unit (and per module's own code):
+``E_r <r, D l>^2 = ||D l||^2``. Reported per unit and per piece of code:
 
 * ``contribution = sqrt(mean_{rows, probes} <r, D l>^2) / scale``: the RMS norm of the unit's
   part of the Lie derivative relative to the output scale (RMS of ``||f(x_b)||``), summed in
@@ -27,19 +29,26 @@ Jacobians are probed in reverse mode: for a Gaussian probe ``r`` per row, one ba
 * ``share = contribution / sum of contributions``;
 * ``local_error = RMS ||l_m|| / RMS ||b||``: the unit's own relative Lie derivative.
 
-``total`` is the model's relative Lie derivative on the same probes (an independent plain
-``jvp``, :func:`~eqbench.check.lie.lie_derivative_rows`) and ``residual`` the probed RMS of
-``total - sum of contributions`` (relative to the scale): rounding for deterministic models;
-larger when something escapes the hooks (a unit that changes its input in place, a
-non-differentiable op whose forward and reverse derivatives disagree, tensors hidden inside
-objects).
+``total`` is the model's own relative Lie derivative on the same probes, ``<r, J_f v> - <r,
+e_out>`` from the probe pass's gradients with respect to the input (``v`` the input's tangent;
+an independent plain tangent pass where those gradients are not finite), and ``residual`` the
+probed RMS of ``total - sum of contributions`` (relative to the scale): rounding for
+deterministic models; larger when something escapes the hooks (a unit that changes its input
+in place, a non-differentiable op whose forward and reverse derivatives disagree, tensors
+hidden inside mutable objects).
+
+Cost: the Lie derivative is taken along ``directions`` random combinations ``c ~ N(0, I)`` of
+the ``k`` generators per input (``E ||L_{c.X} f||^2 = sum_i ||L_{X_i} f||^2``), so one tangent
+pass and one forward + ``probes`` backward passes on ``directions * B`` rows, whatever ``k``.
 
 **Finite groups** (no Lie algebra), and models that forward-mode AD cannot trace: local
-errors only. For ``R`` random elements ``g``, the model runs on ``x`` and on ``g.x`` with hooks
-recording every unit call; the unit's input action is the one that maps its input at ``x`` to
-its input at ``g.x`` best, and its local error is
-``min_rho_out ||m(rho_in(g) a) - rho_out(g) b|| / ||b||`` (RMS over rows); shares are of the
-sum of local errors.
+errors only. For ``R`` random elements ``g``, the model runs on ``x`` (hooks record every
+module's inputs and every unit's outputs) and then on ``g.x``, where every tensor entering a
+module is compared with ``rho(g) a`` for its input ``a`` at ``x`` (``rho`` declared, or the
+candidate that fits best) and replaced by it, and so is every unit's output: each error is then
+measured where it arises. A unit's local error is ``||m(rho_in(g) a) - rho_out(g) b|| / ||b||``,
+the code's ``||a' - rho(g) a|| / ||rho(g) a||`` (RMS over rows); shares are of the sum of local
+errors; ``total`` is the model's own relative error on the same elements.
 
 Models that sample inside ``forward`` (Monte-Carlo) run every pass from the same seed (common
 random numbers), so the unit that draws the samples carries the sampling error.
@@ -74,7 +83,7 @@ from eqbench.check.cases import InputSource
 from eqbench.check.forward import call_model, dtype_copy, model_name
 from eqbench.check.lie import lie_derivative_rows
 from eqbench.check.metrics import TINY, masked
-from eqbench.declare import declared_actions
+from eqbench.declare import DeclaredActions, declared_actions
 from eqbench.groups.base import Group
 from eqbench.groups.element import Element
 
@@ -176,7 +185,7 @@ def explain(
             raise ValueError(f"{label} must be an integer >= 1, got {value!r}")
     _, x64 = InputSource(inputs, in_action).random(n_inputs, seed)
     twin = dtype_copy(model, torch.float64) if isinstance(model, nn.Module) else model
-    hooks = Hooks(twin)
+    hooks = Hooks(twin, in_action, out_action)
     label = name or model_name(model)
     fields = [(action, tuple(leaf.tensor.shape[1:])) for action, leaf in zip(field_actions(in_action), in_action.leaves(x64))]
     layout = Layout(group.space_dim, in_action.num_points(x64), fields)
@@ -214,9 +223,11 @@ class Hooks:
     tensors entering each are checked, so code between modules is blamed on the module it feeds.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, in_action: Action, out_action: Action) -> None:
         self.units: dict[nn.Module, str] = {}
         self.modules: dict[nn.Module, str] = {}
+        self.root_actions = DeclaredActions(in_action, out_action)
+        self.root = model
         if not isinstance(model, nn.Module):
             return
         declared: list[str] = []
@@ -229,6 +240,13 @@ class Hooks:
                 declared.append(qualified)
             elif next(module.children(), None) is None:
                 self.units[module] = qualified
+
+    def declared(self, module: nn.Module) -> DeclaredActions | None:
+        """The module's declared actions; a model that is one leaf module acts as the checker says (``in_action`` -> ``out_action``)."""
+        found = declared_actions(module)
+        if found is None and module is self.root and module in self.units:
+            return self.root_actions
+        return found
 
     @contextmanager
     def installed(self, pre_hook: Callable, hook: Callable | None = None) -> Iterator[None]:
@@ -398,7 +416,7 @@ def sanitized_lie_derivatives(
     stacked = in_action.index(x64, torch.arange(batch).repeat(k))
     directions = torch.eye(k, dtype=torch.float64).repeat_interleave(batch, dim=0)
     fields = [(action, tuple(leaf.tensor.shape[1:])) for action, leaf in zip(field_actions(in_action), in_action.leaves(x64))]
-    setting = _Setting(twin, Hooks(twin), group, x64, in_action, out_action, Layout(group.space_dim, in_action.num_points(x64), fields), seed, "")
+    setting = _Setting(twin, Hooks(twin, in_action, out_action), group, x64, in_action, out_action, Layout(group.space_dim, in_action.num_points(x64), fields), seed, "")
     try:
         with _seeded(seed), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
@@ -514,7 +532,7 @@ class _TangentPass:
         if call.unit:
             self.open.append(call)
         leaves, call.paths, rebuild = flatten_named((args, kwargs))
-        declared = declared_actions(module)
+        declared = self.setting.hooks.declared(module)
         expected = _Declared(declared.in_action, self.exp, rebuild, tangent=True) if declared else None
         new, call.actions, call.input_sq = self.replace(leaves, expected, call.inputs)
         return rebuild(new)
@@ -522,7 +540,7 @@ class _TangentPass:
     def hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
         call = self.open.pop()
         leaves, rebuild = flatten(output)
-        declared = declared_actions(module)
+        declared = self.setting.hooks.declared(module)
         expected = _Declared(declared.out_action, self.exp, rebuild, tangent=True, call=False) if declared else None
         new, names, _ = self.replace(leaves, expected, call.outputs)
         call.output_sq = sum(float(fwAD.unpack_dual(t).primal.square().sum()) for t in leaves if is_floating(t))
@@ -610,6 +628,8 @@ def _local_errors(setting: _Setting, n_elements: int, notes: list[str]) -> Attri
     moved = _MovedPass(setting, g, recorded)
     with _seeded(setting.seed):
         out = moved.run(in_action.apply(g, x))
+    with _seeded(setting.seed), torch.no_grad():
+        out_plain = call_model(setting.twin, in_action.apply(g, x))
     if moved.diverged:
         notes = notes + ["the model called its modules differently on g.x: compared up to the first difference"]
     ledger = _Ledger()
@@ -622,7 +642,14 @@ def _local_errors(setting: _Setting, n_elements: int, notes: list[str]) -> Attri
     ledger.calls[CODE_AFTER] = 1
     ledger.actions[CODE_AFTER] = "code"
     local = {label: ledger.local(label) for label in ledger.calls}
-    return Attribution(setting.label, setting.group.name, METHOD_LOCAL, _ranked(local, ledger), float("nan"), float("nan"), 0, notes)
+    plain = [(a.tensor, b.tensor) for a, b in zip(setting.out_action.leaves(out_plain), setting.out_action.leaves(wanted)) if a.tensor.is_floating_point()]
+    total = math.sqrt(sum(float((a - b).square().sum()) for a, b in plain) / (sum(float(b.square().sum()) for _, b in plain) + TINY))
+    if total < LIE_FLOOR:
+        notes = notes + [
+            f"the model itself is equivariant on these elements (total {total:.2g}): any local error above rounding is "
+            "the motion of activations that no inferred action describes (e.g. frame copies); declare their actions"
+        ]
+    return Attribution(setting.label, setting.group.name, METHOD_LOCAL, _ranked(local, ledger), total, float("nan"), 0, notes)
 
 
 def _record(setting: _Setting, x: Any) -> tuple[list[tuple[list[Any], list[Any]]], Any]:
@@ -690,7 +717,7 @@ class _MovedPass:
         if self.diverged or index >= len(self.recorded) or len(self.recorded[index][0]) != len(leaves):
             self.diverged = True
             return None
-        declared = declared_actions(module)
+        declared = self.setting.hooks.declared(module)
         images = _Declared(declared.in_action, self.g, rebuild) if declared else None
         new, call.actions, call.input_sq = self.compare(leaves, self.recorded[index][0], images, call.inputs)
         return rebuild(new)
@@ -702,7 +729,7 @@ class _MovedPass:
         if self.diverged or len(before) != len(leaves):
             self.diverged = True
             return None
-        declared = declared_actions(module)
+        declared = self.setting.hooks.declared(module)
         images = _Declared(declared.out_action, self.g, rebuild, call=False) if declared else None
         new, names, _ = self.compare(leaves, before, images, call.outputs)
         call.output_sq = sum(float(t.square().sum()) for t in before if is_floating(t))

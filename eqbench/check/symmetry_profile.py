@@ -41,7 +41,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from eqbench.actions import Points, Vectors
+from eqbench.actions import EdgeIndex, Mask, Points, Scalars, Tensors, Vectors
 from eqbench.actions.base import Action, DataError
 from eqbench.check.activations import field_actions
 from eqbench.check.cases import InputSource
@@ -66,6 +66,8 @@ from eqbench.groups.generated import (
     translation_generator,
 )
 
+#: Field actions that the plane's motions do not act on as a grid (scalars, masks, graphs) or that the point scan covers.
+PLAIN_FIELDS = (Scalars, Mask, EdgeIndex, Points, Vectors, Tensors)
 #: Singular values (relative Lie derivatives) below this count as symmetries of the algebra profile.
 ALGEBRA_THRESHOLD = 1e-6
 #: Elements per input of each candidate check (with 4 inputs: 32 rows, 8 forward-equivalents).
@@ -155,7 +157,7 @@ def candidate_symmetries(in_action: Action, x: Any) -> list[tuple[str, Group]]:
         found += [(f"rotations-{AXES[i]}{AXES[j]}", _rotations(d, i, j)) for i in range(d) for j in range(i + 1, d)]
         found += [(f"reflections-{AXES[i]}", Mirror(d, i)) for i in range(d)]
         found.append(("scaling", GeneratedGroup(scaling_generator(d), "scaling", LOG_SCALE_BOUND)))
-    elif any(leaf.tensor.dim() == 4 or leaf.tensor.dim() == 3 for _, leaf in fields):
+    elif any(not isinstance(action, PLAIN_FIELDS) for action, _ in fields):  # an image or grid action: try the plane's motions
         found += [("translations-x", _translations(2, 0)), ("translations-y", _translations(2, 1))]
         found += [("rotations-c4", Cyclic(4)), ("reflections-d4", Dihedral(4)), ("rotations-xy", SO2())]
     if in_action.num_points(x) is not None:
@@ -192,7 +194,7 @@ def profile(
         if stochastic is None:
             result = check_equivariance(model, group, inputs, in_action, out_action, search_examples=0, **common)
         else:
-            result = check_stochastic(model, group, inputs, in_action, out_action, mode=stochastic, repeats=2, **common)
+            result = check_stochastic(model, group, inputs, in_action, out_action, mode=stochastic, repeats=4, **common)
         checks.append(SymmetryCheck(symmetry, group.name, str(result.verdict), float(result.max_rel_error)))
     notes: list[str] = []
     algebra = None

@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"({len(attribution.modules) - len(shown)} more rows, smaller or zero; all in --json)")
         if attribution.method.startswith("lie"):
             console.print(f"total relative Lie derivative {attribution.total:.3g}, additivity residual {attribution.residual:.3g}")
+        else:
+            console.print(f"the model's own relative error on these elements {attribution.total:.3g}")
         for note in attribution.notes:
             console.print(f"note: {escape(note)}")
     write_json(args.json, records)
