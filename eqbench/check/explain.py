@@ -167,7 +167,7 @@ def explain(
     n_inputs: int = 4,
     n_elements: int = 4,
     probes: int = 1,
-    directions: int | None = 2,
+    directions: int | None = 1,
     seed: int = 0,
     name: str | None = None,
 ) -> Attribution:

@@ -39,14 +39,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from eqbench.actions import EdgeIndex, Mask, Points, Scalars, Tensors, Vectors
 from eqbench.actions.base import Action, DataError
 from eqbench.check.activations import field_actions
 from eqbench.check.cases import InputSource
 from eqbench.check.equivariance import check_equivariance
-from eqbench.check.forward import model_name
+from eqbench.check.forward import call_model, dtype_copy, model_name
 from eqbench.check.explain import sanitized_lie_derivatives
 from eqbench.check.metrics import TINY
 from eqbench.check.stochastic import check_stochastic
@@ -229,14 +229,13 @@ def algebra_profile(
     k = basis.shape[0]
     notes: list[str] = []
     _, x = source.random(n_inputs, seed)
-    derivative, outputs = _lie_rows(model, group, x, in_action, out_action, seed)
-    if outputs.numel() < ROWS_PER_GENERATOR * k:
-        wanted = math.ceil(ROWS_PER_GENERATOR * k / max(outputs.shape[1], 1))
+    numbers = _output_numbers(model, in_action.index(x, slice(0, 1)), in_action, out_action)
+    if n_inputs * numbers < ROWS_PER_GENERATOR * k:
         if source.generator is not None:
-            _, x = source.random(wanted, seed)
-            derivative, outputs = _lie_rows(model, group, x, in_action, out_action, seed)
+            _, x = source.random(math.ceil(ROWS_PER_GENERATOR * k / max(numbers, 1)), seed)
         else:
-            notes.append(f"{outputs.numel()} output numbers for {k} generators: the algebra dimension is an upper bound")
+            notes.append(f"{n_inputs * numbers} output numbers for {k} generators: the algebra dimension is an upper bound")
+    derivative, outputs = _lie_rows(model, group, x, in_action, out_action, seed)
     batch = outputs.shape[0]
     scale = float(torch.sqrt(outputs.reshape(batch, -1).square().sum(dim=1).mean()))
     operator = derivative.reshape(k, -1).T / (math.sqrt(batch) * (scale + TINY))  # column j: L_{X_j} f over inputs and outputs
@@ -253,6 +252,14 @@ def algebra_profile(
         result.declared = declared.name
         result.principal_angles = principal_angles(null.T, affine_coordinates(declared.lie_algebra).T)
     return result, notes
+
+
+def _output_numbers(model: Callable[..., Any], x: Any, in_action: Action, out_action: Action) -> int:
+    """How many floating numbers the model outputs for one input (one float64 forward of batch 1)."""
+    twin = dtype_copy(model, torch.float64) if isinstance(model, nn.Module) else model
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        out = call_model(twin, in_action.cast(x, torch.float64))
+    return sum(leaf.tensor[0].numel() for leaf in out_action.leaves(out) if leaf.tensor.is_floating_point())
 
 
 def _lie_rows(model: Callable[..., Any], group: Group, x: Any, in_action: Action, out_action: Action, seed: int) -> tuple[Tensor, Tensor]:

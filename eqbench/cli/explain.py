@@ -35,7 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_arguments(parser)
     parser.add_argument("--group", help="explain under this group instead of the model's own (e.g. SO3, E3)")
-    parser.add_argument("--probes", type=int_at_least(1, "positive"), default=2, help="random probes per row (default 2)")
+    parser.add_argument("--probes", type=int_at_least(1, "positive"), default=1, help="random output probes per row (default 1)")
+    parser.add_argument(
+        "--directions", type=int_at_least(0, "non-negative"), default=1,
+        help="random Lie algebra directions per input (default 1; 0: along every generator, k times the cost)",
+    )
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             attribution = explain(
                 build_model(entry, args.seed), group or entry.group, entry.inputs, entry.in_action, entry.out_action,
-                probes=args.probes, seed=args.seed, name=entry.name,
+                probes=args.probes, directions=args.directions or None, seed=args.seed, name=entry.name,
             )
         except Exception as error:  # noqa: BLE001 - one model's failure is reported and the others still run
             console.print(f"[bold red]{escape(entry.name)}: explain failed: {escape(f'{type(error).__name__}: {error}')}[/]")
