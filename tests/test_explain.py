@@ -10,7 +10,7 @@ from torch import Tensor, nn
 import eqbench
 from eqbench.actions import Invariant, Points
 from eqbench.check import explain
-from eqbench.check.explain import CODE_BEFORE, METHOD_LIE, METHOD_LOCAL
+from eqbench.check.attribution import CODE_BEFORE, METHOD_LIE, METHOD_LOCAL
 from eqbench.cli.main import main
 from eqbench.groups import SE3, Symmetric
 from eqbench.inputs import PointCloudInputs

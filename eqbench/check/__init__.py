@@ -17,11 +17,11 @@ positional argument. Modules, in the order data flows through them:
 * :mod:`~eqbench.check.stochastic`: Monte-Carlo models (spread, CRN, in-distribution, sweeps);
 * :mod:`~eqbench.check.lie`: the Lie derivative metric (Gruver et al. 2022);
 * :mod:`~eqbench.check.profiles`: hypothesis profiles ``eqbench-quick`` / ``eqbench-thorough``;
-* :mod:`~eqbench.check.explain` (with :mod:`~eqbench.check.activations`): which module breaks it;
+* :mod:`~eqbench.check.attribution` (with :mod:`~eqbench.check.activations`): which module breaks it;
 * :mod:`~eqbench.check.symmetry_profile`: which symmetries a model has (candidate scan, Lie algebra).
 """
 from eqbench.check.equivariance import assert_equivariant, check_equivariance
-from eqbench.check.explain import Attribution, ModuleAttribution, explain
+from eqbench.check.attribution import Attribution, ModuleAttribution, explain
 from eqbench.check.forward import ModelFailure
 from eqbench.check.lie import LieDerivativeResult, lie_derivative
 from eqbench.check.profiles import register_hypothesis_profiles

@@ -1,6 +1,6 @@
 """How a group acts on a module's activations: declared, or inferred from their layout and their motion.
 
-Per-module attribution (:mod:`eqbench.check.explain`) needs an action on every tensor a module
+Per-module attribution (:mod:`eqbench.check.attribution`) needs an action on every tensor a module
 reads or writes. A module declared with :func:`eqbench.declare` carries its own actions; for the
 others the action of each floating tensor ``a`` (batch ``R`` rows, or ``R * m`` rows when a model
 flattens ``(B, N, C)`` to ``(B N, C)``) is chosen among candidates that fit its layout:
@@ -19,7 +19,7 @@ the tangent ``d/dt a(exp(tX).x)`` and *expected* ``d/dt rho_c(exp(tX)) a`` (by a
 of ``Action.apply`` in float64, step :data:`~eqbench.check.lie.FD_STEP`); for a group element
 ``g``, *observed* is ``a(g.x)`` and *expected* ``rho_c(g) a(x)``. Ties go to the earlier candidate
 in the order above (an activation that does not move is invariant). Which candidate wins moves
-blame between modules but never changes the total (see :mod:`eqbench.check.explain`).
+blame between modules but never changes the total (see :mod:`eqbench.check.attribution`).
 """
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from eqbench.check.explain import explain
+    from eqbench.check.attribution import explain
     from eqbench.groups import group_from_name
     from eqbench.registry import build_model
 

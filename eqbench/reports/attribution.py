@@ -1,7 +1,7 @@
 """Report sections for ``eqbench explain`` (shares per module) and ``eqbench profile`` (verdicts and spectrum).
 
 Each section is Markdown with a PNG beside it: a bar chart of the largest shares of the
-equivariance error (:class:`~eqbench.check.explain.Attribution`), or the singular values of the
+equivariance error (:class:`~eqbench.check.attribution.Attribution`), or the singular values of the
 Lie-derivative operator on a log scale with the threshold that counts the symmetry algebra
 (:class:`~eqbench.check.symmetry_profile.SymmetryProfile`). Figures are plain
 ``matplotlib.figure.Figure`` objects (no pyplot state, no backend switch); files are written
@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from eqbench.atomic import write_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    from eqbench.check.explain import Attribution
+    from eqbench.check.attribution import Attribution
     from eqbench.check.symmetry_profile import SymmetryProfile
 
 #: Modules shown in a share chart.

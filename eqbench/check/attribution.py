@@ -8,10 +8,10 @@ module, or a module declared with :func:`eqbench.declare`) reads or writes an ac
 ``e_a = d/dt rho_a(g_t) a``. A unit ``m`` with input ``a`` and output ``b`` then has the
 *local Lie derivative* ``l_m = J_m e_a - e_b`` (its own equivariance error on the activations
 it actually sees), and the code between modules (their own ``forward`` code, labelled
-"``<code before> M``" by the module ``M`` it feeds) the mismatch ``d_a = u_a - e_a`` of the
-tangent ``u_a`` it hands to ``M`` when everything upstream behaved (the path of the tensor in
-``M``'s arguments is listed, e.g. ``arg0.distances``); code after the last module is
-"``<code at the output>``". Telescoping over the computation graph gives exactly
+"``<code before> M``" by the module ``M`` it feeds, with the tensor's path in ``M``'s
+arguments when there are several, e.g. ``<code before> blocks.0 [arg0.distances]``) the
+mismatch ``d_a = u_a - e_a`` of the tangent ``u_a`` it hands to ``M`` when everything upstream
+behaved; code after the last module is "``<code at the output>``". Telescoping over the computation graph gives exactly
 
     L_X f(x) = sum_m D_m l_m + sum_a D_a d_a + d_out,
 
@@ -285,13 +285,18 @@ class _Call:
     inputs: dict[int, Tensor] = field(default_factory=dict)
     outputs: dict[int, Tensor] = field(default_factory=dict)
     paths: list[str] = field(default_factory=list)
-    input_sq: float = 0.0
+    input_sq: dict[int, float] = field(default_factory=dict)
     output_sq: float = 0.0
     actions: str = ""
 
     @property
     def label(self) -> str:
         return self.name or ROOT
+
+    def code_label(self, slot: int) -> str:
+        """``<code before> M``, with the argument's path when it is not the module's one plain argument (``arg0.distances``)."""
+        path = argument_name(self.paths[slot]) if slot < len(self.paths) else ""
+        return f"{CODE_BEFORE} {self.label}" + ("" if path in ("", "arg0") else f" [{path}]")
 
 
 class _Ledger:
@@ -309,13 +314,12 @@ class _Ledger:
             self.sizes[call.label] += call.output_sq
             self.calls[call.label] += 1
             self.actions.setdefault(call.label, call.actions)
-        if call.inputs:
-            code = f"{CODE_BEFORE} {call.label}"
-            self.errors[code] += sum(float(t.square().sum()) for t in call.inputs.values())
-            self.sizes[code] += call.input_sq
+        for slot, mismatch in call.inputs.items():
+            code = call.code_label(slot)
+            self.errors[code] += float(mismatch.square().sum())
+            self.sizes[code] += call.input_sq.get(slot, 0.0)
             self.calls[code] += 1
-            entering = [argument_name(call.paths[slot]) for slot in call.inputs if slot < len(call.paths)]
-            self.actions.setdefault(code, "code into " + ", ".join(dict.fromkeys(entering)))
+            self.actions.setdefault(code, "code")
 
     def local(self, label: str) -> float:
         return math.sqrt(self.errors[label] / (self.sizes[label] + TINY)) if label in self.calls else float("nan")
@@ -373,7 +377,7 @@ def _chain_rule(setting: _Setting, probes: int, directions: int | None) -> Attri
         ledger.add(call)
         for (kind, slot), per_probe in probed.grads.get(index, {}).items():
             vector = call.outputs[slot] if kind == "out" else call.inputs[slot]
-            target = call.label if kind == "out" else f"{CODE_BEFORE} {call.label}"
+            target = call.label if kind == "out" else call.code_label(slot)
             for p, gradient in enumerate(per_probe):
                 parts[target][p] += _row_inner(gradient, vector, rows)
     if _moves(result.mismatch):
@@ -508,11 +512,14 @@ class _TangentPass:
                 found.append((None, ""))
         return found
 
-    def replace(self, leaves: list[Any], declared: _Declared | None, store: dict[int, Tensor]) -> tuple[list[Any], str, float]:
-        """The leaves with expected tangents (sanitized ones when not replacing); mismatches to ``store`` by slot."""
+    def replace(
+        self, leaves: list[Any], declared: _Declared | None, store: dict[int, Tensor]
+    ) -> tuple[list[Any], str, dict[int, float]]:
+        """The leaves with expected tangents (sanitized ones when not replacing); mismatches to ``store`` and squared
+        primal norms to the returned dict, by slot."""
         if not self.replacing:
-            return [fwAD.make_dual(fwAD.unpack_dual(t).primal, self.tangent(t)) if is_floating(t) else t for t in leaves], "", 0.0
-        out, names, size = [], [], 0.0
+            return [fwAD.make_dual(fwAD.unpack_dual(t).primal, self.tangent(t)) if is_floating(t) else t for t in leaves], "", {}
+        out, names, size = [], [], {}
         for slot, (t, (tangent, action)) in enumerate(zip(leaves, self.expected(leaves, declared))):
             if tangent is None:
                 out.append(t)
@@ -520,7 +527,7 @@ class _TangentPass:
             mismatch = self.tangent(t) - tangent
             if _moves(mismatch):
                 store[slot] = mismatch
-            size += float(fwAD.unpack_dual(t).primal.square().sum())
+            size[slot] = float(fwAD.unpack_dual(t).primal.square().sum())
             out.append(fwAD.make_dual(fwAD.unpack_dual(t).primal, tangent))
             names.append(action)
         return out, "+".join(dict.fromkeys(names)) or "-", size
@@ -686,9 +693,9 @@ class _MovedPass:
 
     def compare(
         self, arriving: list[Any], before: list[Any], declared: _Declared | None, store: dict[int, Tensor]
-    ) -> tuple[list[Any], str, float]:
+    ) -> tuple[list[Any], str, dict[int, float]]:
         images = declared.leaves(before) if declared is not None else None
-        out, names, size = [], [], 0.0
+        out, names, size = [], [], {}
         for slot, (now, then) in enumerate(zip(arriving, before)):
             if not (is_floating(now) and is_floating(then) and now.shape == then.shape):
                 out.append(now)
@@ -701,7 +708,7 @@ class _MovedPass:
             mismatch = now - image
             if _moves(mismatch):
                 store[slot] = mismatch
-            size += float(image.square().sum())
+            size[slot] = float(image.square().sum())
             out.append(image)
             names.append(name)
         return out, "+".join(dict.fromkeys(names)) or "-", size
