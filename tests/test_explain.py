@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -9,7 +10,8 @@ from torch import Tensor, nn
 
 import eqbench
 from eqbench.actions import Invariant, Points
-from eqbench.check import explain
+from eqbench.check import explain, lie_derivative
+from eqbench.check.cases import InputSource
 from eqbench.check.attribution import CODE_BEFORE, METHOD_LIE, METHOD_LOCAL
 from eqbench.cli.main import main
 from eqbench.groups import SE3, Symmetric
@@ -167,3 +169,36 @@ def test_cli_explain_writes_records_sorted_by_contribution(tmp_path, capsys) -> 
 def test_cli_explain_unknown_group_is_a_usage_error(capsys) -> None:
     assert main(["explain", "axis-reader", "--group", "NoSuchGroup"]) == 2
     assert "unknown group" in capsys.readouterr().err
+
+
+def test_the_probed_total_estimates_the_lie_derivative_along_every_generator_or_random_directions() -> None:
+    """``E <r, L_c f>^2`` over Gaussian probes r (and directions c) is the squared Lie derivative summed over generators."""
+    torch.manual_seed(1)
+    model = buried(nn.Linear(3, 3))
+    _, x = InputSource(CLOUDS, Points()).random(2, 0)
+    reference = lie_derivative(model, SE3(), x, Points(), Invariant())
+    exact = math.sqrt(sum(reference.squared_norms)) / reference.scale
+    every = explain(model, SE3(), CLOUDS, Points(), Invariant(), n_inputs=2, directions=None, probes=16)
+    sampled = explain(model, SE3(), CLOUDS, Points(), Invariant(), n_inputs=2, directions=32, probes=2)
+    assert every.total == pytest.approx(exact, rel=0.3)
+    assert sampled.total == pytest.approx(exact, rel=0.4)
+    assert every.top.module == sampled.top.module == "middle"
+    assert every.residual < 1e-8 and sampled.residual < 1e-8
+
+
+@pytest.mark.parametrize(("name", "carries"), [("lieconv-se3", True), ("lieconv-t3", False)])
+def test_lieconv_sampling_error_enters_with_the_lifted_cloud(name: str, carries: bool) -> None:
+    """SE(3) LieConv samples stabiliser rotations in its lift: the invariant distances of the lifted cloud move; T(3)'s do not."""
+    from eqbench import registry
+
+    registry.load_builtin()
+    entry = registry.get_entry(name)
+    attribution = explain(registry.build_model(entry), entry.group, entry.inputs, entry.in_action, entry.out_action, n_inputs=2)
+    rows = {m.module: m for m in attribution.modules}
+    distances = rows.get(f"{CODE_BEFORE} blocks.0 [arg0.distances]")
+    if carries:
+        assert distances is not None and distances.local_error > 1e-3
+        assert attribution.total > 1e-2
+    else:
+        assert distances is None or distances.local_error < 1e-10
+        assert attribution.total < 1e-10
