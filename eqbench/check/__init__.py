@@ -20,8 +20,8 @@ positional argument. Modules, in the order data flows through them:
 * :mod:`~eqbench.check.attribution` (with :mod:`~eqbench.check.activations`): which module breaks it;
 * :mod:`~eqbench.check.symmetry_profile`: which symmetries a model has (candidate scan, Lie algebra).
 """
-from eqbench.check.equivariance import assert_equivariant, check_equivariance
 from eqbench.check.attribution import Attribution, ModuleAttribution, explain
+from eqbench.check.equivariance import assert_equivariant, check_equivariance
 from eqbench.check.forward import ModelFailure
 from eqbench.check.lie import LieDerivativeResult, lie_derivative
 from eqbench.check.profiles import register_hypothesis_profiles

@@ -44,10 +44,10 @@ from torch import Tensor, nn
 from eqbench.actions import EdgeIndex, Mask, Points, Scalars, Tensors, Vectors
 from eqbench.actions.base import Action, DataError
 from eqbench.check.activations import field_actions
+from eqbench.check.attribution import sanitized_lie_derivatives
 from eqbench.check.cases import InputSource
 from eqbench.check.equivariance import check_equivariance
 from eqbench.check.forward import call_model, dtype_copy, model_name
-from eqbench.check.attribution import sanitized_lie_derivatives
 from eqbench.check.metrics import TINY
 from eqbench.check.stochastic import check_stochastic
 from eqbench.groups import SO2, Cyclic, Dihedral, Symmetric
