@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from eqbench.cli import UsageError, add_plugin_argument, int_at_least, load_models, make_console, write_output
 
 if TYPE_CHECKING:
+    from eqbench.check.attribution import Attribution
     from eqbench.registry import ModelEntry
 
 #: Largest rows of the per-model table (rows with a zero contribution are left out).
@@ -59,17 +60,35 @@ def selected_entries(args: argparse.Namespace) -> list[ModelEntry]:
     return select_entries(args.models, suite=None, group=None, plugin_entries=plugin_entries or None)
 
 
-def write_json(path: Path | None, records: list[dict[str, Any]]) -> None:
-    if path is not None:
-        import json
+def run_each(
+    args: argparse.Namespace, verb: str, compute: Callable[[ModelEntry], Any], show: Callable[[ModelEntry, Any], None]
+) -> tuple[list[Any], int]:
+    """``compute`` and ``show`` each selected entry; writes ``--json`` (each result's records with ``model``).
 
-        write_output(path, json.dumps(records, indent=2) + "\n", "--json")
+    One model's failure is printed on one line and the others still run. Returns the results and the exit status.
+    """
+    import json
+
+    from rich.markup import escape
+
+    console = make_console()
+    results, records, failed = [], [], 0
+    for entry in selected_entries(args):
+        try:
+            result = compute(entry)
+        except Exception as error:  # noqa: BLE001 - one model's failure is reported and the others still run
+            console.print(f"[bold red]{escape(entry.name)}: {verb} failed: {escape(f'{type(error).__name__}: {error}')}[/]")
+            failed += 1
+            continue
+        results.append(result)
+        records += [{"model": entry.name, **record} for record in result.to_records()]
+        show(entry, result)
+    if args.json is not None:
+        write_output(args.json, json.dumps(records, indent=2) + "\n", "--json")
+    return results, 1 if failed else 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-    from rich.table import Table
-
     from eqbench.check.attribution import explain
     from eqbench.groups import group_from_name
     from eqbench.registry import build_model
@@ -80,38 +99,40 @@ def run(args: argparse.Namespace) -> int:
             group = group_from_name(args.group)
         except (KeyError, ValueError) as error:
             raise UsageError(f"unknown group {args.group!r} ({error.args[0] if error.args else error})") from None
-    console = make_console()
-    attributions, records, failed = [], [], 0
-    for entry in selected_entries(args):
-        try:
-            attribution = explain(
-                build_model(entry, args.seed), group or entry.group, entry.inputs, entry.in_action, entry.out_action,
-                probes=args.probes, directions=args.directions or None, seed=args.seed, name=entry.name,
-            )
-        except Exception as error:  # noqa: BLE001 - one model's failure is reported and the others still run
-            console.print(f"[bold red]{escape(entry.name)}: explain failed: {escape(f'{type(error).__name__}: {error}')}[/]")
-            failed += 1
-            continue
-        attributions.append(attribution)
-        records += [{"model": entry.name, **record} for record in attribution.to_records()]
-        table = Table(title=f"{entry.name} under {attribution.group}: {attribution.method}", title_justify="left")
-        for column in ("module", "contribution", "share", "local error", "actions"):
-            table.add_column(column, justify="left" if column in ("module", "actions") else "right")
-        shown = [m for m in attribution.modules if m.contribution > 0][:SHOWN] or attribution.modules[:1]
-        for module in shown:
-            table.add_row(escape(module.module), f"{module.contribution:.3g}", f"{module.share:.1%}", f"{module.local_error:.3g}", escape(module.actions))
-        console.print(table)
-        if len(attribution.modules) > len(shown):
-            console.print(f"({len(attribution.modules) - len(shown)} more rows, smaller or zero; all in --json)")
-        if attribution.method.startswith("lie"):
-            console.print(f"total relative Lie derivative {attribution.total:.3g}, additivity residual {attribution.residual:.3g}")
-        else:
-            console.print(f"the model's own relative error on these elements {attribution.total:.3g}")
-        for note in attribution.notes:
-            console.print(f"note: {escape(note)}")
-    write_json(args.json, records)
+
+    def compute(entry: ModelEntry) -> Attribution:
+        model = build_model(entry, args.seed)
+        return explain(
+            model, group or entry.group, entry.inputs, entry.in_action, entry.out_action,
+            probes=args.probes, directions=args.directions or None, seed=args.seed, name=entry.name,
+        )
+
+    attributions, status = run_each(args, "explain", compute, show)
     if args.report is not None and attributions:
         from eqbench.reports.attribution import write_attribution_report
 
-        console.print(f"report: {write_attribution_report(args.report, attributions)}")
-    return 1 if failed else 0
+        make_console().print(f"report: {write_attribution_report(args.report, attributions)}")
+    return status
+
+
+def show(entry: ModelEntry, attribution: Attribution) -> None:
+    """The ranked table (rows with a contribution), the total and residual, and the notes."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = make_console()
+    table = Table(title=f"{entry.name} under {attribution.group}: {attribution.method}", title_justify="left")
+    for column in ("module", "contribution", "share", "local error", "actions"):
+        table.add_column(column, justify="left" if column in ("module", "actions") else "right")
+    shown = [m for m in attribution.modules if m.contribution > 0][:SHOWN] or attribution.modules[:1]
+    for module in shown:
+        table.add_row(escape(module.module), f"{module.contribution:.3g}", f"{module.share:.1%}", f"{module.local_error:.3g}", escape(module.actions))
+    console.print(table)
+    if len(attribution.modules) > len(shown):
+        console.print(f"({len(attribution.modules) - len(shown)} more rows, smaller or zero; all in --json)")
+    if attribution.method.startswith("lie"):
+        console.print(f"total relative Lie derivative {attribution.total:.3g}, additivity residual {attribution.residual:.3g}")
+    else:
+        console.print(f"the model's own relative error on these elements {attribution.total:.3g}")
+    for note in attribution.notes:
+        console.print(f"note: {escape(note)}")

@@ -17,8 +17,14 @@ from __future__ import annotations
 
 import argparse
 
+from typing import TYPE_CHECKING
+
 from eqbench.cli import make_console
-from eqbench.cli.explain import add_model_arguments, selected_entries, write_json
+from eqbench.cli.explain import add_model_arguments, run_each
+
+if TYPE_CHECKING:
+    from eqbench.check.symmetry_profile import SymmetryProfile
+    from eqbench.registry import ModelEntry
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,45 +37,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-    from rich.table import Table
-
     from eqbench.check.symmetry_profile import profile
     from eqbench.registry import build_model
 
-    console = make_console()
-    profiles, records, failed = [], [], 0
-    for entry in selected_entries(args):
-        try:
-            found = profile(
-                build_model(entry, args.seed), entry.inputs, entry.in_action, entry.out_action, declared=entry.group,
-                tolerance=entry.tolerance, stochastic=entry.stochastic, seed=args.seed, name=entry.name,
-            )
-        except Exception as error:  # noqa: BLE001 - one model's failure is reported and the others still run
-            console.print(f"[bold red]{escape(entry.name)}: profile failed: {escape(f'{type(error).__name__}: {error}')}[/]")
-            failed += 1
-            continue
-        profiles.append(found)
-        records += [{"model": entry.name, **record} for record in found.to_records()]
-        table = Table(title=f"{entry.name} (registered: {entry.group.name}, expected {entry.expected})", title_justify="left")
-        for column in ("symmetry", "verdict", "max rel error"):
-            table.add_column(column, justify="right" if column == "max rel error" else "left")
-        for check in found.checks:
-            style = "green" if check.verdict in ("exact", "approximate") else "red"
-            table.add_row(check.symmetry, f"[{style}]{check.verdict}[/]", f"{check.max_rel_error:.2e}")
-        console.print(table)
-        algebra = found.algebra
-        if algebra is not None:
-            values = " ".join(f"{v:.1e}" for v in algebra.singular_values)
-            angles = " ".join(f"{a:.1e}" for a in algebra.principal_angles) or "-"
-            console.print(f"symmetry algebra: dimension {algebra.dimension} in aff(d), {algebra.linear_dimension} in gl(d)")
-            console.print(f"singular values: {values}")
-            console.print(f"principal angles to {escape(algebra.declared or 'no Lie algebra')}: {angles} rad")
-        for note in found.notes:
-            console.print(f"note: {escape(note)}")
-    write_json(args.json, records)
+    def compute(entry: ModelEntry) -> SymmetryProfile:
+        return profile(
+            build_model(entry, args.seed), entry.inputs, entry.in_action, entry.out_action, declared=entry.group,
+            tolerance=entry.tolerance, stochastic=entry.stochastic, seed=args.seed, name=entry.name,
+        )
+
+    profiles, status = run_each(args, "profile", compute, show)
     if args.report is not None and profiles:
         from eqbench.reports.attribution import write_profile_report
 
-        console.print(f"report: {write_profile_report(args.report, profiles)}")
-    return 1 if failed else 0
+        make_console().print(f"report: {write_profile_report(args.report, profiles)}")
+    return status
+
+
+def show(entry: ModelEntry, found: SymmetryProfile) -> None:
+    """The table of candidate symmetries, the algebra's dimensions, singular values and principal angles, the notes."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = make_console()
+    table = Table(title=f"{entry.name} (registered: {entry.group.name}, expected {entry.expected})", title_justify="left")
+    for column in ("symmetry", "verdict", "max rel error"):
+        table.add_column(column, justify="right" if column == "max rel error" else "left")
+    for check in found.checks:
+        style = "green" if check.verdict in ("exact", "approximate") else "red"
+        table.add_row(check.symmetry, f"[{style}]{check.verdict}[/]", f"{check.max_rel_error:.2e}")
+    console.print(table)
+    algebra = found.algebra
+    if algebra is not None:
+        values = " ".join(f"{v:.1e}" for v in algebra.singular_values)
+        angles = " ".join(f"{a:.1e}" for a in algebra.principal_angles) or "-"
+        console.print(f"symmetry algebra: dimension {algebra.dimension} in aff(d), {algebra.linear_dimension} in gl(d)")
+        console.print(f"singular values: {values}")
+        console.print(f"principal angles to {escape(algebra.declared or 'no Lie algebra')}: {angles} rad")
+    for note in found.notes:
+        console.print(f"note: {escape(note)}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from matplotlib.figure import Figure
 
@@ -95,23 +95,25 @@ def profile_section(profile: SymmetryProfile, image: str) -> str:
 
 
 def write_attribution_report(folder: Path, attributions: Sequence[Attribution]) -> Path:
-    """``folder/explain.md`` with one section and one chart per model; returns the Markdown path."""
-    sections = ["# Where equivariance breaks", ""]
-    for attribution in attributions:
-        image = f"explain-{_slug(attribution.model)}.png"
-        save_figure(attribution_figure(attribution), folder / image)
-        sections.append(attribution_section(attribution, image))
-    return write_text_atomic(folder / "explain.md", "\n".join(sections))
+    """``folder/explain.md`` with one section and one share chart per model; returns the Markdown path."""
+    return _write_page(folder, "explain", "Where equivariance breaks", attributions, attribution_figure, attribution_section)
 
 
 def write_profile_report(folder: Path, profiles: Sequence[SymmetryProfile]) -> Path:
     """``folder/profile.md`` with one section and one spectrum plot per model; returns the Markdown path."""
-    sections = ["# Which symmetries the models have", ""]
-    for profile in profiles:
-        image = f"profile-{_slug(profile.model)}.png"
-        save_figure(spectrum_figure(profile), folder / image)
-        sections.append(profile_section(profile, image))
-    return write_text_atomic(folder / "profile.md", "\n".join(sections))
+    return _write_page(folder, "profile", "Which symmetries the models have", profiles, spectrum_figure, profile_section)
+
+
+def _write_page(
+    folder: Path, stem: str, title: str, results: Sequence[Any], figure: Callable[[Any], Figure], section: Callable[[Any, str], str]
+) -> Path:
+    """``folder/STEM.md``: a title, then per result its PNG (``STEM-MODEL.png``) and its section."""
+    sections = [f"# {title}", ""]
+    for result in results:
+        image = f"{stem}-{_slug(result.model)}.png"
+        save_figure(figure(result), folder / image)
+        sections.append(section(result, image))
+    return write_text_atomic(folder / f"{stem}.md", "\n".join(sections))
 
 
 def _slug(name: str) -> str:
