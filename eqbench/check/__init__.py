@@ -17,7 +17,9 @@ positional argument. Modules, in the order data flows through them:
 * :mod:`~eqbench.check.stochastic`: Monte-Carlo models (spread, CRN, in-distribution, sweeps);
 * :mod:`~eqbench.check.lie`: the Lie derivative metric (Gruver et al. 2022);
 * :mod:`~eqbench.check.profiles`: hypothesis profiles ``eqbench-quick`` / ``eqbench-thorough``;
-* :mod:`~eqbench.check.attribution` (with :mod:`~eqbench.check.activations`): which module breaks it;
+* :mod:`~eqbench.check.attribution`: which module breaks it (``explain``), by the chain rule of the Lie
+  derivative (:mod:`~eqbench.check.chain_rule`) or local errors (:mod:`~eqbench.check.local_errors`),
+  on hooks (:mod:`~eqbench.check.module_calls`) and inferred activation actions (:mod:`~eqbench.check.activations`);
 * :mod:`~eqbench.check.symmetry_profile`: which symmetries a model has (candidate scan, Lie algebra).
 """
 from eqbench.check.attribution import Attribution, ModuleAttribution, explain

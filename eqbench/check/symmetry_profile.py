@@ -44,8 +44,8 @@ from torch import Tensor, nn
 from eqbench.actions import EdgeIndex, Mask, Points, Scalars, Tensors, Vectors
 from eqbench.actions.base import Action, DataError
 from eqbench.check.activations import field_actions
-from eqbench.check.attribution import sanitized_lie_derivatives
 from eqbench.check.cases import InputSource
+from eqbench.check.chain_rule import sanitized_lie_derivatives
 from eqbench.check.equivariance import check_equivariance
 from eqbench.check.forward import call_model, dtype_copy, model_name
 from eqbench.check.metrics import TINY
@@ -264,7 +264,7 @@ def _output_numbers(model: Callable[..., Any], x: Any, in_action: Action, out_ac
 
 
 def _lie_rows(model: Callable[..., Any], group: Group, x: Any, in_action: Action, out_action: Action, seed: int) -> tuple[Tensor, Tensor]:
-    """The Lie derivatives per generator and the outputs (:func:`~eqbench.check.attribution.sanitized_lie_derivatives`)."""
+    """The Lie derivatives per generator and the outputs (:func:`~eqbench.check.chain_rule.sanitized_lie_derivatives`)."""
     derivative, outputs, _ = sanitized_lie_derivatives(model, group, x, in_action, out_action, seed)
     return derivative, outputs
 
