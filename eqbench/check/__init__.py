@@ -16,8 +16,13 @@ positional argument. Modules, in the order data flows through them:
 * :mod:`~eqbench.check.equivariance`: ``check_equivariance`` / ``assert_equivariant``;
 * :mod:`~eqbench.check.stochastic`: Monte-Carlo models (spread, CRN, in-distribution, sweeps);
 * :mod:`~eqbench.check.lie`: the Lie derivative metric (Gruver et al. 2022);
-* :mod:`~eqbench.check.profiles`: hypothesis profiles ``eqbench-quick`` / ``eqbench-thorough``.
+* :mod:`~eqbench.check.profiles`: hypothesis profiles ``eqbench-quick`` / ``eqbench-thorough``;
+* :mod:`~eqbench.check.attribution`: which module breaks it (``explain``), by the chain rule of the Lie
+  derivative (:mod:`~eqbench.check.chain_rule`) or local errors (:mod:`~eqbench.check.local_errors`),
+  on hooks (:mod:`~eqbench.check.module_calls`) and inferred activation actions (:mod:`~eqbench.check.activations`);
+* :mod:`~eqbench.check.symmetry_profile`: which symmetries a model has (candidate scan, Lie algebra).
 """
+from eqbench.check.attribution import Attribution, ModuleAttribution, explain
 from eqbench.check.equivariance import assert_equivariant, check_equivariance
 from eqbench.check.forward import ModelFailure
 from eqbench.check.lie import LieDerivativeResult, lie_derivative
@@ -25,8 +30,16 @@ from eqbench.check.profiles import register_hypothesis_profiles
 from eqbench.check.reproduce import equivariance_error
 from eqbench.check.result import CheckResult, Counterexample, EquivarianceError, Float64Diagnosis, OutputErrors, Verdict
 from eqbench.check.stochastic import StochasticResult, SweepResult, check_stochastic, monte_carlo_sweep
+from eqbench.check.symmetry_profile import AlgebraProfile, SymmetryCheck, SymmetryProfile, profile
 
 __all__ = [
+    "AlgebraProfile",
+    "Attribution",
+    "ModuleAttribution",
+    "SymmetryCheck",
+    "SymmetryProfile",
+    "explain",
+    "profile",
     "CheckResult",
     "Counterexample",
     "EquivarianceError",

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from eqbench.actions.base import Action
-from eqbench.check.forward import TwinModel, call_model
+from eqbench.check.forward import TwinModel, call_model, dtype_copy
 from eqbench.check.metrics import TINY, masked, row_norms
 from eqbench.groups.base import Group
 
@@ -72,6 +72,34 @@ def lie_derivative(
     :func:`~eqbench.check.check_equivariance`. Raises ``ValueError`` for a group without a
     Lie algebra (finite groups, S_n).
     """
+    derivative, outputs, method = lie_derivative_rows(model, group, x, in_action, out_action)
+    batch, k = outputs.shape[0], derivative.shape[0] // outputs.shape[0]
+    scale = float(torch.sqrt(row_norms(outputs).square().mean()))
+    norms = row_norms(derivative).reshape(k, batch)
+    return LieDerivativeResult(
+        group=group.name,
+        norms=norms.mean(dim=1).tolist(),
+        relative_norms=(norms.mean(dim=1) / (scale + TINY)).tolist(),
+        squared_norms=norms.square().mean(dim=1).tolist(),
+        scale=scale,
+        method=method,
+    )
+
+
+def lie_derivative_rows(
+    model: Callable[..., Any],
+    group: Group,
+    x: Any,
+    in_action: Action,
+    out_action: Action,
+) -> tuple[Tensor, Tensor, str]:
+    """The Lie derivatives themselves: ``(derivative, outputs, method)``.
+
+    ``derivative`` is ``(k * B, F)``, row ``i * B + b`` holding ``L_{X_i} f(x_b)`` (all floating
+    output leaves flattened and concatenated, padded points zeroed); ``outputs`` is ``f(x)`` as
+    ``(B, F)`` in the same layout; ``method`` is ``"jvp"`` or ``"finite-difference"``.
+    Raises ``ValueError`` for a group without a Lie algebra.
+    """
     basis = group.lie_algebra
     if basis is None:
         raise ValueError(f"{group.name} has no Lie algebra: the Lie derivative needs a continuous group")
@@ -80,6 +108,8 @@ def lie_derivative(
     batch, k = in_action.batch_size(x64), basis.shape[0]
     stacked = in_action.index(x64, torch.arange(batch).repeat(k))  # generator-major: row i * B + b
     directions = torch.eye(k, dtype=torch.float64).repeat_interleave(batch, dim=0)
+    if isinstance(model, nn.Module):
+        dtype_copy(model, torch.float64)  # copy (and cache) the float64 twin now: jvp forbids copying inside it
     twin = TwinModel(model, torch.float64)
     mask = in_action.point_mask(stacked)
 
@@ -105,13 +135,4 @@ def lie_derivative(
         method = "finite-difference"
     derivative = torch.cat([t.reshape(t.shape[0], -1) for t in tangents], dim=1).detach()
     outputs = torch.cat([v[:batch].reshape(batch, -1) for v in values], dim=1).detach()
-    scale = float(torch.sqrt(row_norms(outputs).square().mean()))
-    norms = row_norms(derivative).reshape(k, batch)
-    return LieDerivativeResult(
-        group=group.name,
-        norms=norms.mean(dim=1).tolist(),
-        relative_norms=(norms.mean(dim=1) / (scale + TINY)).tolist(),
-        squared_norms=norms.square().mean(dim=1).tolist(),
-        scale=scale,
-        method=method,
-    )
+    return derivative, outputs, method

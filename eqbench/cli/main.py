@@ -21,6 +21,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "eqbench.cli.train",
     "eqbench.cli.report",
     "eqbench.cli.discover",
+    "eqbench.cli.explain",
+    "eqbench.cli.profile",
 )
 USAGE_ERROR = 2
 
