@@ -24,7 +24,10 @@ class StableEnvironment(ExistingEnvironment):
 
     def __init__(self, conf, executable, requirements, tagged_env_vars) -> None:  # noqa: ANN001  (asv's signature)
         try:  # asv reads the name while constructing, so the version comes first
-            path = sys.executable if executable == "same" else util.which(executable)
+            if executable == "same":
+                path = sys.executable
+            else:  # asv's matrix passes versions ("3.11"): the interpreter pythonX.Y on the PATH
+                path = util.which(f"python{executable}" if executable[:1].isdigit() else executable)
             self._version = util.check_output([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
         except (util.ProcessError, OSError):
             raise EnvironmentUnavailable(f"no Python interpreter {executable!r}") from None
