@@ -33,7 +33,7 @@ from eqbench.reports.leaderboard import equivariance_rows, leaderboard, metric_t
 from eqbench.reports.lineup import FAMILIES, LINEUP, ModelLine
 from eqbench.reports.records import load_check_records, load_training_rows
 from eqbench.reports.sweeps import load_sweeps, plot_sweep, sweep_rows
-from eqbench.reports.tables import markdown_table, scientific, write_csv
+from eqbench.reports.tables import markdown_table, scientific, significant, write_csv
 
 CHECK_COLUMNS = ["model", "group", "expected", "verdicts", "matches", "runs", "max_rel_error", "noise_floor", "tolerance", "explanation"]
 ERROR_FORMATS = {c: scientific for c in ("max_rel_error", "noise_floor", "tolerance")}
@@ -181,9 +181,9 @@ def model_page(line: ModelLine, inputs: Inputs) -> tuple[str, str, dict[str, byt
         body.append(html.paragraph("not trained" if line.training else "no training task"))
     else:
         shown = pd.DataFrame({
-            "task": trained["task"], "dataset": trained.get("dataset", "-"),
+            "task": trained["task"], "dataset": trained["dataset"] if "dataset" in trained else "-",
             "result": [metric_text(row, row["task"]) for _, row in trained.iterrows()],
-            "seconds/epoch": trained.get("seconds_per_epoch_mean", float("nan")).map(lambda v: f"{v:.3g}"),
+            "seconds/epoch": trained["seconds_per_epoch_mean"].map(significant(3)) if "seconds_per_epoch_mean" in trained else "-",
             "paper": [_paper_of(line, task) for task in trained["task"]],
         })
         body.append(html.table(shown))
