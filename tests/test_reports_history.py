@@ -47,10 +47,14 @@ def write_result(results: Path, commit: str, date_ms: int, values: dict[str, lis
 
 def write_benchmarks(results: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
+    described = {
+        "bench.Check.time_check": ("time", "seconds", ["model"], [["'mlp'", "'egnn'"]]),
+        "bench.peakmem_sample": ("peakmemory", "bytes", [], []),
+        "bench_ratios.FrameAveragingSpeed.track_fa_gnn_per_egnn": ("track", "ratio", [], []),
+    }
     (results / "benchmarks.json").write_text(json.dumps({
-        "bench.Check.time_check": {"type": "time", "unit": "seconds", "param_names": ["model"]},
-        "bench.peakmem_sample": {"type": "peakmemory", "unit": "bytes", "param_names": []},
-        "bench_ratios.FrameAveragingSpeed.track_fa_gnn_per_egnn": {"type": "track", "unit": "ratio", "param_names": []},
+        **{name: {"name": name, "type": kind, "unit": unit, "param_names": names, "params": params, "version": "v1"}
+           for name, (kind, unit, names, params) in described.items()},
         "version": 2,
     }))
 
