@@ -110,3 +110,12 @@ def test_compare_exit_code_follows_the_factor(tmp_path, capsys):
         assert main(["bench", "compare", "HEAD~1", "nonexistent", "--history", str(history)]) == 2
     finally:
         os.chdir(cwd)
+
+
+@pytest.mark.slow
+def test_plain_asv_validates_the_suites_with_the_stable_environment():
+    """`asv check` (asv's own command, the plugin loaded from asv.conf.json) imports and validates every benchmark."""
+    environment = {**os.environ, "ASV_PYTHONPATH": str(ROOT)}
+    completed = subprocess.run([sys.executable, "-m", "asv", "check", "-E", "eqbench:same"], cwd=ROOT, env=environment,
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0 and "No problems found" in completed.stdout, completed.stdout + completed.stderr
