@@ -5,7 +5,7 @@
 for notebooks and scripts.
 """
 from eqbench.reports.build import build_report
-from eqbench.reports.checks import check_markdown, check_summary, plot_check_errors
+from eqbench.reports.checks import check_summary, plot_check_errors
 from eqbench.reports.files import ReportInputError, read_json, write_atomic, write_text_atomic
 from eqbench.reports.history import format_quantity, load_history, mark_regressions, newest_vs_previous
 from eqbench.reports.leaderboard import equivariance_rows, explain_above_tolerance, leaderboard, training_rows
@@ -20,7 +20,6 @@ __all__ = [
     "ReportInputError",
     "build_report",
     "canonical_name",
-    "check_markdown",
     "check_summary",
     "epoch_history",
     "equivariance_rows",

@@ -28,11 +28,20 @@ import pandas as pd
 from eqbench.bench.history import DEFAULT_FACTOR
 from eqbench.reports import html
 from eqbench.reports.files import write_atomic, write_text_atomic
-from eqbench.reports.history import comparison_table, load_history, mark_regressions, newest_vs_previous, plot_benchmark
+from eqbench.reports.checks import plot_check_errors
+from eqbench.reports.history import (
+    comparison_table,
+    history_markdown,
+    load_history,
+    mark_regressions,
+    newest_vs_previous,
+    plot_benchmark,
+)
 from eqbench.reports.leaderboard import equivariance_rows, leaderboard, metric_text, training_rows
 from eqbench.reports.lineup import FAMILIES, LINEUP, ModelLine
 from eqbench.reports.records import load_check_records, load_training_rows
 from eqbench.reports.sweeps import load_sweeps, plot_sweep, sweep_rows
+from eqbench.reports.training import epoch_history, final_results, plot_training
 from eqbench.reports.tables import markdown_table, scientific, significant, write_csv
 
 CHECK_COLUMNS = ["model", "group", "expected", "verdicts", "matches", "runs", "max_rel_error", "noise_floor", "tolerance", "explanation"]
@@ -90,11 +99,12 @@ def write_report(out: Path, inputs: Inputs, factor: float) -> list[Path]:
         if inputs.history is not None else {}
     for key, png in history_plots.items():
         written.append(write_atomic(out / "img" / f"history-{_slug(key)}.png", lambda stream, png=png: stream.write(png)))
-    pages = {line.name: model_page(line, inputs) for line in LINEUP}
+    pages = {line.name: model_page(line, inputs, out) for line in LINEUP}
     for name, (page_html, _, images) in pages.items():
         written.append(write_text_atomic(out / "models" / f"{name}.html", page_html))
         for file, png in images.items():
-            written.append(write_atomic(out / "img" / file, lambda stream, png=png: stream.write(png)))
+            if not (out / "img" / file).exists():  # plots drawn by checks.py / training.py are written already
+                written.append(write_atomic(out / "img" / file, lambda stream, png=png: stream.write(png)))
     written.append(write_text_atomic(out / "index.html", index_html(board, inputs, history_plots, factor)))
     written.append(write_text_atomic(out / "report.md", report_markdown(board, inputs, pages, factor)))
     written.append(write_csv(out / "leaderboard.csv", board.apply(lambda column: column.map(_flat))))
@@ -146,8 +156,8 @@ def index_html(board: pd.DataFrame, inputs: Inputs, history_plots: dict[str, byt
 
 
 # --------------------------------------------------------------------------- model pages
-def model_page(line: ModelLine, inputs: Inputs) -> tuple[str, str, dict[str, bytes]]:
-    """The model's detail page as HTML, its Markdown section, and its images (file name -> PNG)."""
+def model_page(line: ModelLine, inputs: Inputs, out: Path) -> tuple[str, str, dict[str, bytes]]:
+    """The model's detail page as HTML, its Markdown section, and its images (file name under ``out/img`` -> PNG)."""
     body = [html.heading(1, f"{line.name} ({line.family})"), html.paragraph(line.description),
             '<p><a href="../index.html">back to the report</a></p>']
     markdown = [f"### {line.name} ({line.family})\n\n{line.description}\n"]
@@ -159,8 +169,11 @@ def model_page(line: ModelLine, inputs: Inputs) -> tuple[str, str, dict[str, byt
         body.append(html.paragraph("not checked"))
     else:
         shown = checks[CHECK_COLUMNS]
-        body.append(html.table(shown.assign(**{c: shown[c].map(scientific) for c in ERROR_FORMATS})))
-        markdown.append(f"Equivariance over seeds:\n\n{markdown_table(shown, ERROR_FORMATS)}\n")
+        name = f"checks-{line.name}.png"
+        images[name] = _png_of(lambda path: plot_check_errors(checks.reset_index(drop=True), path), out / "img" / name)
+        body += ['<div class="pair">', html.table(shown.assign(**{c: shown[c].map(scientific) for c in ERROR_FORMATS})),
+                 html.image(images[name], name), "</div>"]
+        markdown.append(f"Equivariance over seeds:\n\n{markdown_table(shown, ERROR_FORMATS)}\n\n![{name}](img/{name})\n")
 
     body.append(html.heading(2, "Monte-Carlo error against the sample count"))
     sweeps = [s for s in inputs.sweeps or [] if s["model"] in (line.sweep, *line.checks)]
@@ -170,7 +183,7 @@ def model_page(line: ModelLine, inputs: Inputs) -> tuple[str, str, dict[str, byt
         png = plot_sweep(sweep)
         name = f"sweep-{_slug(sweep['model'])}.png"
         images[name] = png
-        table = pd.DataFrame(sweep["rows"])
+        table = pd.DataFrame(sweep["rows"]).map(lambda v: significant(4)(v) if isinstance(v, float) else v)
         rate = f"err ~ {sweep['param']}^{sweep['rate']:.3f}, 95% interval [{sweep['rate_low']:.3f}, {sweep['rate_high']:.3f}]"
         body += [html.paragraph(f"{sweep['model']}: {rate}"), '<div class="pair">', html.image(png, name), html.table(table), "</div>"]
         markdown.append(f"Monte-Carlo sweep of {sweep['model']}: {rate}\n\n![{name}](img/{name})\n\n{markdown_table(table)}\n")
@@ -188,6 +201,10 @@ def model_page(line: ModelLine, inputs: Inputs) -> tuple[str, str, dict[str, byt
         })
         body.append(html.table(shown))
         markdown.append(f"Training:\n\n{markdown_table(shown)}\n")
+        for path in _training_plots(line, inputs.training_rows, out / "img" / f"training-{line.name}"):
+            images[f"training-{line.name}/{path.name}"] = path.read_bytes()
+            body.append(html.image(path.read_bytes(), path.name))
+            markdown.append(f"![{path.name}](img/training-{line.name}/{path.name})\n")
 
     body.append(html.heading(2, "Speed and memory against the reference implementation"))
     series = list(line.speed)
@@ -211,8 +228,6 @@ def report_markdown(board: pd.DataFrame, inputs: Inputs, pages: dict[str, tuple[
     if inputs.history is None:
         parts.append("No asv results given.\n")
     else:
-        from eqbench.reports.history import history_markdown
-
         plots = {key: f"img/history-{_slug(key)}.png" for key in inputs.history["key"].unique()}
         parts.append(f"Commits in git-ancestry order; REGRESSED: worse than the previous commit by more than {factor}x.\n")
         parts.append(history_markdown(inputs.history, plots))
@@ -231,6 +246,21 @@ def _training_of(line: ModelLine, training: pd.DataFrame | None) -> pd.DataFrame
     for task, model in line.training:
         mask |= (training["task"] == task) & (training["model"] == model)
     return training[mask]
+
+
+def _training_plots(line: ModelLine, rows: pd.DataFrame | None, folder: Path) -> list[Path]:
+    """:func:`~eqbench.reports.training.plot_training` of the model's runs (final metrics and learning curves)."""
+    if rows is None:
+        return []
+    mask = pd.Series(False, index=rows.index)
+    for task, model in line.training:
+        mask |= (rows["task"] == task) & (rows["model"] == model)
+    mine = rows[mask]
+    return plot_training(final_results(mine), epoch_history(mine), folder) if len(mine) else []
+
+
+def _png_of(draw, path: Path) -> bytes:  # noqa: ANN001  (draw writes a PNG at the path it is given)
+    return draw(path).read_bytes()
 
 
 def _paper_of(line: ModelLine, task: str) -> str:

@@ -22,10 +22,6 @@ from eqbench.reports.history import newest_value
 from eqbench.reports.lineup import LINEUP, TASK_METRICS, ModelLine, canonical_name
 from eqbench.reports.training import final_results, training_summary
 
-#: Columns that make two training runs the same configuration (seeds of one configuration are averaged).
-CONFIGURATION = ("task", "dataset", "model", "preset", "device", "epochs")
-
-
 def explain_above_tolerance(record: pd.Series) -> str:
     """Why one check record is ``approximate`` with ``max_rel_error`` above its tolerance ('' when it is not).
 
@@ -64,7 +60,7 @@ def equivariance_rows(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean +- std over seeds of each configuration (:data:`CONFIGURATION`), canonical names, ``flag`` on mixed configurations.
+    """Mean +- std over seeds of each configuration, canonical names, ``flag`` on mixed configurations.
 
     :func:`~eqbench.reports.training.training_summary` averages each part of the final results
     that shares an epoch count, so runs of different lengths stay in different rows.
@@ -75,8 +71,7 @@ def training_rows(rows: pd.DataFrame) -> pd.DataFrame:
     parts = [training_summary(part).assign(epochs=epochs) for epochs, part in results.groupby("epochs", dropna=False)]
     summary = pd.concat(parts, ignore_index=True)
     summary["canonical"] = [canonical_name(model) for model in summary["model"]]
-    keys = [k for k in CONFIGURATION if k in summary.columns]
-    counts = summary.groupby(["task", "model"])[keys].transform("size") if len(summary) else pd.Series(dtype=int)
+    counts = summary.groupby(["task", "model"])["task"].transform("size")
     summary["flag"] = ["several configurations: not averaged together" if n > 1 else "" for n in counts]
     return summary.sort_values(["task", "model", "epochs"], ignore_index=True)
 
