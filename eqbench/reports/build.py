@@ -239,24 +239,20 @@ def _rows_of(frame: pd.DataFrame | None, canonical: str) -> pd.DataFrame | None:
     return None if frame is None else frame[frame["canonical"] == canonical]
 
 
-def _training_of(line: ModelLine, training: pd.DataFrame | None) -> pd.DataFrame | None:
-    if training is None:
+def _training_of(line: ModelLine, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The rows of ``frame`` (training rows or summary) of the model's (task, training name) pairs."""
+    if frame is None:
         return None
-    mask = pd.Series(False, index=training.index)
+    mask = pd.Series(False, index=frame.index)
     for task, model in line.training:
-        mask |= (training["task"] == task) & (training["model"] == model)
-    return training[mask]
+        mask |= (frame["task"] == task) & (frame["model"] == model)
+    return frame[mask]
 
 
 def _training_plots(line: ModelLine, rows: pd.DataFrame | None, folder: Path) -> list[Path]:
     """:func:`~eqbench.reports.training.plot_training` of the model's runs (final metrics and learning curves)."""
-    if rows is None:
-        return []
-    mask = pd.Series(False, index=rows.index)
-    for task, model in line.training:
-        mask |= (rows["task"] == task) & (rows["model"] == model)
-    mine = rows[mask]
-    return plot_training(final_results(mine), epoch_history(mine), folder) if len(mine) else []
+    mine = _training_of(line, rows)
+    return plot_training(final_results(mine), epoch_history(mine), folder) if mine is not None and len(mine) else []
 
 
 def _png_of(draw, path: Path) -> bytes:  # noqa: ANN001  (draw writes a PNG at the path it is given)
