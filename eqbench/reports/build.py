@@ -135,6 +135,7 @@ def index_html(board: pd.DataFrame, inputs: Inputs, history_plots: dict[str, byt
         html.heading(2, "Leaderboard", "leaderboard"),
         html.paragraph(LEADERBOARD_NOTE),
         html.table(board, first_column_class="family"),
+        html.paragraph(_others_note(inputs.equivariance)),
         html.heading(2, "Models", "models"),
         "<ul>" + "".join(f"<li>{html.link(f'models/{line.name}.html', line.name)} ({line.family}): "
                          f"{line.description}</li>" for line in LINEUP) + "</ul>",
@@ -253,6 +254,14 @@ def _training_plots(line: ModelLine, rows: pd.DataFrame | None, folder: Path) ->
     """:func:`~eqbench.reports.training.plot_training` of the model's runs (final metrics and learning curves)."""
     mine = _training_of(line, rows)
     return plot_training(final_results(mine), epoch_history(mine), folder) if mine is not None and len(mine) else []
+
+
+def _others_note(equivariance: pd.DataFrame | None) -> str:
+    """Which checked entries belong to no reference model (the checker's own controls): they are in checks.csv."""
+    if equivariance is None:
+        return ""
+    others = sorted(set(equivariance.loc[equivariance["canonical"].isna(), "model"]))
+    return f"Also checked, not reference models (the checker's controls; see checks.csv): {', '.join(others)}." if others else ""
 
 
 def _png_of(draw, path: Path) -> bytes:  # noqa: ANN001  (draw writes a PNG at the path it is given)

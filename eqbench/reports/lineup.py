@@ -66,12 +66,30 @@ FA_TABLE = "Puny et al. 2022, n-body table"
 LINEUP: tuple[ModelLine, ...] = (
     ModelLine(
         "lieconv-so2", "LieConv", "LieConv with the SO(2) lift (images as point clouds)",
-        checks=("lieconv-so2", "lieconv-so2-image", "lieconv-so2-mc", "lieconv-so2-image-mc"), sweep="lieconv-so2-mc",
+        checks=("lieconv-so2", "lieconv-so2-image", "lieconv-so2-mc", "lieconv-so2-image-mc", "lieconv-so2-mc-control",
+                "lieconv-so2-image-mc-control", "lieconv-trivial"), sweep="lieconv-so2-mc",
         training=(("digits-rot", "lieconv-so2"),),
         speed=(Speed("time fwd+bwd / reference", LIECONV_TIME, "'rotmnist-so2', 'forward+backward'"),
                Speed("peak memory / reference", LIECONV_MEMORY, "'rotmnist-so2'")),
         papers=(PaperFigure("digits-rot", "rotMNIST test error 1.27% (accuracy 0.9873)", LIECONV_README),),
         sampling=True,
+    ),
+    ModelLine(
+        "lieconv-t2", "LieConv", "LieConv with the T(2) lift (translations only)",
+        checks=("lieconv-t2", "lieconv-t2-image", "lieconv-t2-rotations"),
+        speed=(Speed("time fwd+bwd / reference", LIECONV_TIME, "'rotmnist-t2', 'forward+backward'"),
+               Speed("peak memory / reference", LIECONV_MEMORY, "'rotmnist-t2'")),
+        papers=(PaperFigure("rotmnist", "rotMNIST test error 1.32% (T(2))", LIECONV_README),),
+    ),
+    ModelLine(
+        "lieconv-rxso2", "LieConv", "LieConv with the R>0 x SO(2) lift (rotations and scalings)",
+        checks=("lieconv-rxso2",),
+        papers=(PaperFigure("rotmnist", "rotMNIST test error 1.13% (RxSO(2))", LIECONV_README),),
+    ),
+    ModelLine(
+        "lieconv-se2", "LieConv", "LieConv with the SE(2) lift, Monte-Carlo stabiliser samples",
+        checks=("lieconv-se2", "lieconv-se2-control"), sampling=True,
+        papers=(PaperFigure("rotmnist", "rotMNIST test error 1.13% (SE(2))", LIECONV_README),),
     ),
     ModelLine(
         "lieconv-t3", "LieConv", "molecule LieConv with the T(3) lift (QM9)",
@@ -82,7 +100,7 @@ LINEUP: tuple[ModelLine, ...] = (
     ),
     ModelLine(
         "lieconv-se3", "LieConv", "LieConv with the SE(3) lift, Monte-Carlo stabiliser samples",
-        checks=("lieconv-se3", "lieconv-so3"), sweep="lieconv-se3", sampling=True,
+        checks=("lieconv-se3", "lieconv-so3", "lieconv-se3-control", "lieconv-so3-control"), sweep="lieconv-se3", sampling=True,
         papers=(PaperFigure("qm9-homo", "QM9 HOMO test MAE 26.8 meV (SE(3))", LIECONV_README),),
     ),
     ModelLine(
@@ -92,13 +110,14 @@ LINEUP: tuple[ModelLine, ...] = (
     ),
     ModelLine(
         "lieconv-t3-gigp", "GIGP", "molecule LieConv with GIGP pooling over distances to the centroid",
-        checks=("lieconv-t3-molecule-gigp", "lieconv-se3-molecule-gigp"), sweep="lieconv-se3-molecule-gigp",
+        checks=("lieconv-t3-molecule-gigp", "lieconv-se3-molecule-gigp", "lieconv-se3-molecule-gigp-control"),
+        sweep="lieconv-se3-molecule-gigp",
         training=(("qm9-homo", "lieconv-t3-gigp"),), sampling=True,
         papers=(PaperFigure("qm9-homo", "QM9 HOMO test MAE 29.4 meV (30.6 with global pooling)", GIGP_TABLE),),
     ),
     ModelLine(
         "lconv", "L-conv", "L-conv layers (Lie algebra convolution)",
-        checks=("lconv-shift", "lconv-rotation-finite-angles"), training=(("digits-rot-scrambled", "lconv"),),
+        checks=("lconv-shift", "lconv-rotation-finite-angles", "lconv-random-generators"), training=(("digits-rot-scrambled", "lconv"),),
         papers=(PaperFigure("digits-rot-scrambled", "rotated-and-scrambled MNIST accuracy about 0.944",
                             "Dehmamy et al. 2021 (their notebooks)"),),
     ),
@@ -110,11 +129,11 @@ LINEUP: tuple[ModelLine, ...] = (
     ),
     ModelLine(
         "fa-pointnet", "Frame Averaging", "FA-PointNet with degeneracy-aware E(3) frames",
-        checks=("fa-pointnet", "fa-pointnet-normals"),
+        checks=("fa-pointnet", "fa-pointnet-normals", "fa-pointnet-naive"),
     ),
     ModelLine(
         "egnn", "Baselines", "EGNN (Satorras et al. 2021), FA-GNN's n-body baseline",
-        checks=("egnn-nbody",), training=(("nbody", "egnn"),),
+        checks=("egnn-nbody", "egnn-layer"), training=(("nbody", "egnn"),),
         papers=(PaperFigure("nbody", "n-body test MSE 0.0071, 0.0062 s per forward", FA_TABLE),),
     ),
     ModelLine(
@@ -124,7 +143,7 @@ LINEUP: tuple[ModelLine, ...] = (
     ),
     ModelLine(
         "pointnet", "Baselines", "PointNet, FA-PointNet's baseline (permutation invariant only)",
-        checks=("pointnet", "pointnet-baseline-permutations", "pointnet-baseline-rotations"),
+        checks=("pointnet", "pointnet-per-point", "pointnet-baseline-permutations", "pointnet-baseline-rotations"),
     ),
     ModelLine(
         "cnn", "Baselines", "CNN, the L-conv paper's baseline", training=(("digits-rot", "cnn"), ("digits-rot-scrambled", "cnn")),
