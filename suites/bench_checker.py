@@ -2,9 +2,8 @@
 
 Run from the repository root (see asv.conf.json)::
 
-    ASV_PYTHONPATH=$PWD asv run -E existing --quick --bench checker
-    ASV_PYTHONPATH=$PWD asv run -E existing --bench checker --set-commit-hash $(git rev-parse HEAD)  # recorded
-    eqbench report --asv-results .asv/results --out reports/
+    eqbench bench record --quick --bench bench_checker     # recorded for HEAD in the shared history (README)
+    eqbench bench compare HEAD~1 HEAD                      # asv's table; exit 1 on a regression
 
 Checks use registered models (:mod:`eqbench.catalog.controls`) with the registry's group,
 actions and inputs, but explicit checker sizes so that a benchmark measures the same work

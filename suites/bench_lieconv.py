@@ -2,8 +2,7 @@
 
 Run from the repository root (see asv.conf.json)::
 
-    ASV_PYTHONPATH=$PWD asv run -E existing --quick --bench lieconv
-    ASV_PYTHONPATH=$PWD asv run -E existing --bench lieconv --set-commit-hash $(git rev-parse HEAD)  # recorded
+    eqbench bench record --quick --bench bench_lieconv     # recorded for HEAD in the shared history (README)
 
 The workloads, networks, batches and calls are those of :mod:`suites.lieconv_ratios` (which
 prints them as ratios to the reference LieConv's figures): ImgLieResNet with SO(2) or T(2) on

@@ -103,6 +103,31 @@ def replay(model: nn.Module, model64: nn.Module, calls: list[RecordedCall]) -> N
             (model64 if call.dtype == torch.float64 else model)(*call.args)
 
 
+def instrumented_model(hidden: int) -> tuple[nn.Module, nn.Module, Instrument]:
+    """The seeded DistanceMLP (``hidden`` units, 8 outputs), its float64 copy and the recording hooks on it."""
+    torch.manual_seed(0)
+    model = DistanceMLP(hidden=hidden, out_features=8).eval()
+    model64 = copy.deepcopy(model).double()
+    instrument = Instrument()
+    instrument.attach(model)
+    return model, model64, instrument
+
+
+def measure_overhead(check: Callable[[], Any], model: nn.Module, model64: nn.Module, instrument: Instrument,
+                     rounds: int) -> tuple[Any, list[RecordedCall], dict[str, float]]:
+    """Record one check's model calls, then time the check and the bare replay of those calls side by side.
+
+    Returns the check's result, the recorded calls and the medians ``{"check": s, "bare": s}``
+    (:func:`suites.timing.interleaved_medians`); the overhead ratio is ``check / bare``.
+    """
+    instrument.calls, instrument.recording = [], True
+    result = check()
+    instrument.recording = False
+    calls = instrument.calls
+    medians = interleaved_medians({"check": check, "bare": lambda: replay(model, model64, calls)}, rounds=rounds)
+    return result, calls, medians
+
+
 def build_checks(model: nn.Module, points: int, examples: list[int]) -> dict[str, Callable[[], Any]]:
     """One check per ``search_examples`` value, same seed and inputs (4 inputs x 16 elements)."""
     group = E3() * Symmetric()
@@ -176,11 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.points, args.hidden, args.rounds, args.search_examples = 8, 8, 1, 2
 
-    torch.manual_seed(0)
-    model = DistanceMLP(hidden=args.hidden, out_features=8).eval()
-    model64 = copy.deepcopy(model).double()
-    instrument = Instrument()
-    instrument.attach(model)
+    model, model64, instrument = instrumented_model(args.hidden)
     parameters = sum(p.numel() for p in model.parameters())
     header = (f"DistanceMLP hidden={args.hidden} ({parameters:,} parameters), {args.points} points, "
               f"E(3) x S_n, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds, "
@@ -189,11 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     checks = build_checks(model, args.points, [0, args.search_examples])
     rows, worst = [], (0.0, "")
     for label, check in checks.items():
-        instrument.calls, instrument.recording = [], True
-        result = check()
-        instrument.recording = False
-        calls = instrument.calls
-        medians = interleaved_medians({"check": check, "bare": lambda calls=calls: replay(model, model64, calls)}, rounds=args.rounds)
+        result, calls, medians = measure_overhead(check, model, model64, instrument, args.rounds)
         ratio = medians["check"] / medians["bare"]
         batches = sorted({(c.args[0].shape[0], str(c.dtype).removeprefix("torch.")) for c in calls})
         rows.append([

@@ -232,6 +232,11 @@ def throughput(case: Case, rounds: int, search_examples: int) -> dict[str, Any]:
     return {label: {"elements": counts[label][0], "forwards": counts[label][1], "seconds": medians[label]} for label in medians}
 
 
+def elements_per_second(timing: dict[str, Any]) -> dict[str, float]:
+    """Group elements checked per second of each tool in a :func:`throughput` result."""
+    return {label: t["elements"] / t["seconds"] for label, t in timing.items()}
+
+
 # --------------------------------------------------------------------------- sensitivity
 def eps_grid(lowest_exponent: float, highest_exponent: float, per_decade: float) -> list[float]:
     """``0`` followed by ``10^k`` for ``k`` from ``lowest`` to ``highest`` in steps of ``1/per_decade``."""
@@ -285,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     speed_rows, sensitivity_rows, sweep_rows = [], [], []
     for case in build_cases(points, cloud_points):
         timing = throughput(case, args.rounds, args.search_examples)
-        rate = {label: t["elements"] / t["seconds"] for label, t in timing.items()}
+        rate = elements_per_second(timing)
         speed_rows.append([
             case.name,
             *(f"{t['elements']} / {t['forwards']} / {t['seconds'] * 1e3:.2f}" for t in timing.values()),

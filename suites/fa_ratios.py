@@ -77,6 +77,15 @@ def forward_call(model: nn.Module, batch: tuple[Tensor, Tensor, Tensor], device:
     return call
 
 
+def forward_medians(systems: int, particles: int, layers: int, rounds: int, device: str,
+                    names: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Median seconds per forward pass of each model (all of :func:`build_models`, or ``names``), timed alternately."""
+    batch = nbody_batch(systems, particles, device)
+    models = build_models(layers, device)
+    chosen = {name: models[name] for name in (names or tuple(models))}
+    return interleaved_medians({name: forward_call(model, batch, device) for name, model in chosen.items()}, rounds, warmup=2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds (a smoke run)")
@@ -93,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rounds = 3 if args.quick else args.rounds
 
-    batch = nbody_batch(args.batch, args.particles, args.device)
-    models = build_models(args.layers, args.device)
-    seconds = interleaved_medians({name: forward_call(model, batch, args.device) for name, model in models.items()}, rounds, warmup=2)
+    seconds = forward_medians(args.batch, args.particles, args.layers, rounds, args.device)
 
     rows = []
     for name, median in seconds.items():

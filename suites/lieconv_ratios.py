@@ -308,6 +308,12 @@ def run_child(request: str) -> int:
     return 0
 
 
+def reference_seconds(name: str, mode: str) -> float:
+    """The reference LieConv's seconds per batch for workload ``name`` in ``mode`` (``forward`` or ``forward+backward``)."""
+    reference = REFERENCES[name]
+    return reference.forward if mode == "forward" else reference.forward_backward
+
+
 # ---------------------------------------------------------------------------------- report
 def ratio_cell(value: float, reference: float) -> str:
     return f"{value / reference:.2f}"

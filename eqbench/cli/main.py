@@ -23,6 +23,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "eqbench.cli.discover",
     "eqbench.cli.explain",
     "eqbench.cli.profile",
+    "eqbench.cli.bench",
 )
 USAGE_ERROR = 2
 

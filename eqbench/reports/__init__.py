@@ -1,36 +1,46 @@
-"""Reports: markdown/CSV tables and PNG plots of check records, training results and asv benchmarks.
+"""Reports: one comparison report (HTML, Markdown, CSV) of check records, Monte-Carlo sweeps, training results and asv history.
 
-``build_reports(out, checks=[...], training=DIR, asv_results=DIR)`` writes everything; the
-pieces (loaders, summaries, renderers) are exported for notebooks and scripts.
+``build_report(out, checks=[...], sweeps=[...], training=DIR, asv_results=DIR)`` writes it
+(:mod:`eqbench.reports.build`); the pieces (loaders, leaderboard columns, history) are exported
+for notebooks and scripts.
 """
-from eqbench.reports.asv_results import asv_html, asv_markdown, format_quantity, latest_comparison, load_asv_results
-from eqbench.reports.build import build_reports
-from eqbench.reports.checks import check_markdown, check_summary, plot_check_errors
+from eqbench.reports.build import build_report
+from eqbench.reports.checks import check_summary, plot_check_errors
 from eqbench.reports.files import ReportInputError, read_json, write_atomic, write_text_atomic
+from eqbench.reports.history import format_quantity, load_history, mark_regressions, newest_vs_previous
+from eqbench.reports.leaderboard import equivariance_rows, explain_above_tolerance, leaderboard, training_rows
+from eqbench.reports.lineup import LINEUP, canonical_name
 from eqbench.reports.records import load_check_records, load_training_rows, metric_columns
+from eqbench.reports.sweeps import load_sweeps, sweep_rows
 from eqbench.reports.tables import markdown_table, write_csv
 from eqbench.reports.training import epoch_history, final_results, plot_training, training_markdown, training_summary
 
 __all__ = [
+    "LINEUP",
     "ReportInputError",
-    "asv_html",
-    "asv_markdown",
-    "build_reports",
-    "check_markdown",
+    "build_report",
+    "canonical_name",
     "check_summary",
     "epoch_history",
+    "equivariance_rows",
+    "explain_above_tolerance",
     "final_results",
     "format_quantity",
-    "latest_comparison",
-    "load_asv_results",
+    "leaderboard",
     "load_check_records",
+    "load_history",
+    "load_sweeps",
     "load_training_rows",
+    "mark_regressions",
     "markdown_table",
     "metric_columns",
+    "newest_vs_previous",
     "plot_check_errors",
     "plot_training",
     "read_json",
+    "sweep_rows",
     "training_markdown",
+    "training_rows",
     "training_summary",
     "write_atomic",
     "write_csv",

@@ -15,7 +15,6 @@ from matplotlib.patches import Patch
 
 from eqbench.reports.plotting import new_figure, save_png
 from eqbench.reports.records import VERDICTS
-from eqbench.reports.tables import fixed, markdown_table, scientific
 
 VERDICT_COLOURS = {"exact": "#2e7d32", "approximate": "#f9a825", "violated": "#c62828", "error": "#6a1b9a"}
 #: Log-scale plots cannot show 0: an error or floor of exactly 0 is drawn a decade below the
@@ -49,21 +48,6 @@ def check_summary(records: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def check_markdown(summary: pd.DataFrame) -> str:
-    """The summary as a markdown section with a one-line count of matched expectations."""
-    matched = int((summary["matches"] == "yes").sum())
-    declared = int((summary["matches"] != "-").sum())
-    shown = summary.drop(columns=["worst_verdict"])
-    formats = {c: scientific for c in ("max_rel_error", "mean_rel_error", "noise_floor", "tolerance")}
-    formats["seconds"] = fixed(2)
-    return (
-        "# Equivariance checks\n\n"
-        f"{matched} of {declared} (model, group) pairs with a declared expectation gave it on every run.\n"
-        "Errors are relative (||f(g.x) - g.f(x)|| over the output scale); worst over runs; "
-        "`mean_rel_error` is averaged over runs.\n\n" + markdown_table(shown, formats) + "\n"
-    )
 
 
 def plot_check_errors(summary: pd.DataFrame, path: Path) -> Path:
