@@ -26,6 +26,7 @@ from eqbench.cli import (
     make_console,
     write_output,
 )
+from eqbench.cli.campaign import add_campaign_arguments, campaign_requested, check_campaign
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -50,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--examples", type=int_at_least(0, "non-negative"), metavar="N", help="hypothesis search examples per model (default: per model)"
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write a JSON list of result records to FILE (atomically)")
+    add_campaign_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
 
     plugin_entries = load_models(args.plugin)
     selected = select_entries(args.models, suite=args.suite, group=args.group, plugin_entries=plugin_entries or None)
-    results = check_entries(selected, seed=args.seed, examples=args.examples)
+    if campaign_requested(args):  # model x seed checks through eqbench.campaign: executors, cache, streamed records
+        selected, results = check_campaign(selected, args)
+    else:
+        results = check_entries(selected, seed=args.seed, examples=args.examples)
     console = make_console()
     console.print(results_table(selected, results))
     mismatches = [(e, r) for e, r in zip(selected, results) if not e.matches(r.verdict)]
@@ -131,12 +136,15 @@ def results_table(selected: Sequence[ModelEntry], results: Sequence[EntryResult]
     from rich.text import Text
 
     table = Table()
-    for column in ("model", "group", "verdict", "expected", "max rel error", "noise floor", "seconds"):
-        table.add_column(column, justify="right" if column in ("max rel error", "noise floor", "seconds") else "left")
+    several_seeds = len({result.seed for result in results}) > 1
+    for column in ("model", "seed" if several_seeds else "", "group", "verdict", "expected", "max rel error", "noise floor", "seconds"):
+        if column:
+            table.add_column(column, justify="right" if column in ("seed", "max rel error", "noise floor", "seconds") else "left")
     for entry, result in zip(selected, results):
         style = "green" if entry.matches(result.verdict) else "bold red"
         table.add_row(
             Text(entry.name),
+            *([str(result.seed)] if several_seeds else []),
             Text(result.group),
             Text(str(result.verdict), style=style),
             entry.expected,

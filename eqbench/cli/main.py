@@ -21,6 +21,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "eqbench.cli.train",
     "eqbench.cli.report",
     "eqbench.cli.discover",
+    "eqbench.cli.campaign",
 )
 USAGE_ERROR = 2
 
