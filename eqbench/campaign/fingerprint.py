@@ -22,7 +22,7 @@ import math
 import sys
 import sysconfig
 import types
-from pathlib import Path
+from pathlib import Path, PurePath
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -77,6 +77,8 @@ def describe(value: Any, _depth: int = 0) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
+    if isinstance(value, PurePath):
+        return str(value)
     if isinstance(value, bytes):
         return {"bytes": hashlib.sha256(value).hexdigest()}
     if isinstance(value, enum.Enum):
@@ -201,7 +203,7 @@ def _reachable(value: Any) -> bool:
     """Whether ``value`` is code (or holds code) to walk rather than a plain value to print."""
     if isinstance(value, (types.FunctionType, type, types.ModuleType, types.MethodType, classmethod, staticmethod, property, functools.partial)):
         return True
-    if value is None or isinstance(value, (bool, int, float, str, bytes, tuple, list, dict, set, frozenset, torch.Tensor, torch.dtype, enum.Enum)):
+    if value is None or isinstance(value, (bool, int, float, str, bytes, tuple, list, dict, set, frozenset, PurePath, torch.Tensor, torch.dtype, enum.Enum)):
         return False
     return hasattr(value, "__dict__")
 
@@ -236,7 +238,7 @@ def _qualname(value: Any) -> str:
 def _is_local(module_name: str) -> bool:
     """Whether a module is model or user code to walk: eqbench's models and catalog, ``__main__``, or a
     file outside the standard library and the installed packages (a plugin file, a project module)."""
-    if module_name.startswith("eqbench"):
+    if module_name == "eqbench" or module_name.startswith("eqbench."):
         return module_name.startswith(MODEL_PACKAGES)
     if module_name == "__main__":
         return True
@@ -252,7 +254,7 @@ def _is_local(module_name: str) -> bool:
 def _outside_version(module_name: str) -> str:
     """``package==version`` for code outside the walk; eqbench's framework is keyed by :func:`framework_digest` instead."""
     top = module_name.split(".", 1)[0]
-    if top == "eqbench":
+    if top == "eqbench":  # a framework module (model modules are walked)
         return "eqbench-framework"
     version = getattr(sys.modules.get(top), "__version__", None)
     if version is None:
