@@ -15,10 +15,11 @@
   complete.
 * ``ray``: Ray tasks (``num_cpus``/``num_gpus`` each; one retry after a worker crash, none after an
   exception), on a local Ray started here (``ray.init(num_cpus=workers)``), a Ray already
-  initialised by the caller, or an existing cluster (``address``). Plugin files travel in the
-  task's runtime environment (``py_modules``: a generated package holding copies of the files);
-  plugin modules travel by importable name. Ray does the scheduling; a crashed task fails with
-  :class:`WorkerDied`.
+  initialised by the caller, or an existing cluster (``address``). Plugin files travel by value
+  with each task (name and source text; the worker loads them from its temporary folder), so
+  nodes need not share a file system; plugin modules travel by importable name (installed on
+  the nodes, or in the job's runtime environment: ``ray job submit --runtime-env-json
+  '{"py_modules": [...]}'``). Ray does the scheduling; a crashed task fails with :class:`WorkerDied`.
 
 Tasks and their arguments must be picklable (module-level functions, plain data).
 """
@@ -39,6 +40,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from eqbench.atomic import write_text_atomic
+
 EXECUTORS = ("serial", "process", "ray")
 
 
@@ -57,6 +60,8 @@ class WorkerSetup:
 
     plugins: tuple[str, ...] = ()
     threads: int = 1
+    #: Plugin files shipped by value: (file name, source text), written to a temporary folder and loaded from there.
+    sources: tuple[tuple[str, str], ...] = ()
 
     def apply(self) -> None:
         import torch
@@ -64,7 +69,17 @@ class WorkerSetup:
         from eqbench import registry
 
         torch.set_num_threads(self.threads)
-        registry.load_all(self.plugins)
+        registry.load_all(self.plugins + tuple(str(_materialise(name, text)) for name, text in self.sources))
+
+
+def _materialise(name: str, text: str) -> Path:
+    """Write a shipped plugin file under the temporary folder, in a subfolder named by its content digest."""
+    folder = Path(tempfile.gettempdir()) / "eqbench-plugins" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = folder / name
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text)
+    return path
 
 
 class Executor(ABC):
@@ -302,18 +317,15 @@ class RayExecutor(Executor):
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise ExecutorError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {error}") from error
             self._started_here = True
-        self._package, runtime_env, setup = _ship_plugins(setup)
-        self.setup = setup
-        self._remote = ray.remote(_ray_call).options(
-            num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1, retry_exceptions=False, runtime_env=runtime_env
-        )
+        self.setup = _ship_plugins(setup)
+        self._remote = ray.remote(_ray_call).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1, retry_exceptions=False)
         self._refs: dict[Future, Any] = {}
-        self._check_workers(runtime_env)
+        self._check_workers()
 
-    def _check_workers(self, runtime_env: dict[str, Any] | None) -> None:
+    def _check_workers(self) -> None:
         """Refuse a cluster whose workers import another eqbench (cached keys are computed from the driver's code)."""
         ray = self._ray
-        theirs = ray.get(ray.remote(_worker_identity).options(num_cpus=0, runtime_env=runtime_env).remote())
+        theirs = ray.get(ray.remote(_worker_identity).options(num_cpus=0).remote())
         ours = _worker_identity()
         if tuple(theirs) != ours:
             raise ExecutorError(
@@ -354,32 +366,14 @@ class RayExecutor(Executor):
         self._refs.clear()
         if self._started_here:
             self._ray.shutdown()
-        if self._package is not None:
-            shutil.rmtree(self._package.parent, ignore_errors=True)
 
 
-def _ship_plugins(setup: WorkerSetup) -> tuple[Path | None, dict[str, Any] | None, WorkerSetup]:
-    """Copy the plugin *files* into a generated package for Ray's ``py_modules``; the workers import them by module name.
-
-    Returns (the package folder or ``None``, the runtime environment, the setup with file plugins
-    replaced by module names). Plugin modules are imported by name and must be installed where
-    the workers run.
-    """
+def _ship_plugins(setup: WorkerSetup) -> WorkerSetup:
+    """The setup with each plugin *file* replaced by its name and source text, which travel with every Ray task
+    (a few kilobytes) to nodes that do not share this file system; plugin modules stay importable names."""
     files = [p for p in setup.plugins if p.endswith(".py") or Path(p).expanduser().is_file()]
-    if not files:
-        return None, None, setup
-    contents = [Path(p).expanduser().read_bytes() for p in files]
-    digest = hashlib.sha256(b"\0".join(contents)).hexdigest()[:12]
-    package = Path(tempfile.mkdtemp(prefix="eqbench-ray-")) / f"eqbench_shipped_{digest}"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    renamed = {}
-    for index, (path, content) in enumerate(zip(files, contents)):
-        module = f"plugin{index}_{''.join(c if c.isalnum() else '_' for c in Path(path).stem)}"
-        (package / f"{module}.py").write_bytes(content)
-        renamed[path] = f"{package.name}.{module}"
-    plugins = tuple(renamed.get(p, p) for p in setup.plugins)
-    return package, {"py_modules": [str(package)]}, replace(setup, plugins=plugins)
+    sources = tuple((Path(p).name, Path(p).expanduser().read_text(encoding="utf-8")) for p in files)
+    return replace(setup, plugins=tuple(p for p in setup.plugins if p not in files), sources=setup.sources + sources)
 
 
 # ------------------------------------------------------------------ factory
