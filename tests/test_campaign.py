@@ -130,23 +130,21 @@ def test_interrupted_campaign_keeps_finished_results_and_resumes(plugin, tmp_pat
 # ------------------------------------------------------------------ process pool
 @pytest.mark.slow
 def test_process_pool_survives_a_killed_worker_and_the_rerun_completes(plugin, tmp_path):
-    """A worker SIGKILLed mid-campaign: its task gets an error record, the other tasks finish (cached), a re-run completes it."""
+    """A worker SIGKILLed mid-campaign: its task gets an error record, the other tasks (one of them running beside it)
+    finish and are cached, and a re-run completes the killed one."""
     registry, path, marker = plugin
     marker.touch()
     entries = [registry.get_entry(m) for m in ("campaign-crash", *PLUGIN_MODELS)]
     out = tmp_path / "checks.json"
-    outcomes = run_checks(entries, [0, 1], settings(tmp_path, path, executor="process", workers=2), json_path=out)
-    crashed = [o for o in outcomes if o.record["model"] == "campaign-crash"]
-    assert [o.record["verdict"] for o in crashed] == ["error", "error"]
-    assert all("died" in o.record["message"] and o.failed for o in crashed)
-    assert verdicts(outcomes[2:]) == [("campaign-norms", 0, "exact"), ("campaign-norms", 1, "exact"), ("campaign-coords", 0, "violated"), ("campaign-coords", 1, "violated")]
-    assert len(load_check_records([out])) == 6
+    outcomes = run_checks(entries, [0], settings(tmp_path, path, executor="process", workers=2), json_path=out)
+    crashed = outcomes[0]
+    assert crashed.failed and crashed.record["verdict"] == "error" and "died" in crashed.record["message"]
+    assert verdicts(outcomes[1:]) == [("campaign-norms", 0, "exact"), ("campaign-coords", 0, "violated")]
+    assert len(load_check_records([out])) == 3
     marker.unlink()
-    rerun = run_checks(entries, [0, 1], settings(tmp_path, path, executor="process", workers=2), json_path=out)
-    assert [o.cached for o in rerun] == [False, False, True, True, True, True]
-    assert [o.record["verdict"] for o in rerun[:2]] == ["exact", "exact"]
-    serial = run_checks(entries, [0, 1], settings(tmp_path, path, use_cache=False))
-    assert verdicts(serial) == verdicts(rerun)
+    rerun = run_checks(entries, [0], settings(tmp_path, path), json_path=out)
+    assert [o.cached for o in rerun] == [False, True, True]
+    assert verdicts(rerun) == [("campaign-crash", 0, "exact"), *verdicts(outcomes[1:])]
 
 
 # ------------------------------------------------------------------ errors
@@ -160,3 +158,31 @@ def test_campaign_option_errors_are_one_line_usage_errors(fresh_registry, tmp_pa
     assert main(["campaign", str(bad)]) == 2
     error = capsys.readouterr().err
     assert "unknown key(s) ['seed']" in error and error.count("\n") == 1
+
+
+# ------------------------------------------------------------------ campaign files
+@pytest.mark.slow
+def test_campaign_file_runs_checks_and_training_cached_and_reports_read_its_output(fresh_registry, tmp_path, capsys):
+    from eqbench.reports import build_reports
+
+    write_plugin(tmp_path, tmp_path / "marker")
+    spec = tmp_path / "lab.toml"
+    spec.write_text(
+        'output = "out"\nplugins = ["campaign_models.py"]\n[cache]\ndir = "cache"\n'
+        '[[checks]]\nmodels = ["campaign-norms", "campaign-coords"]\nseeds = "0-1"\n'
+        '[[training]]\ntasks = ["digits-rot"]\nmodels = ["mlp"]\nseeds = [0, 1]\n'
+        'options = ["epochs=1", "data.train_size=64", "data.test_size=32", "data.holdout=32"]\n'
+    )
+    assert main(["campaign", str(spec)]) == 0
+    printed = capsys.readouterr().out
+    assert "checks: 4 results: 4 computed, 0 cached" in printed and "training: 2 results: 2 computed, 0 cached" in printed
+    out = tmp_path / "out"
+    rows = json.loads((out / "training.json").read_text())
+    assert [(r["model"], r["seed"], r["epochs"], r["cached"]) for r in rows] == [("mlp", 0, 1, False), ("mlp", 1, 1, False)]
+    assert (out / "training" / "digits-rot" / "mlp-small-seed1" / "result.json").is_file()
+    assert main(["campaign", str(spec)]) == 0
+    printed = capsys.readouterr().out
+    assert "checks: 4 results: 0 computed, 4 cached" in printed and "training: 2 results: 0 computed, 2 cached" in printed
+    assert [r["test_accuracy"] for r in json.loads((out / "training.json").read_text())] == [r["test_accuracy"] for r in rows]
+    written = build_reports(tmp_path / "reports", checks=[out / "checks.json"], training=out / "training", asv_results=None)
+    assert {p.name for p in written} >= {"checks.md", "training.md"}
