@@ -8,18 +8,22 @@ training records into ``training.json`` / ``training.csv`` beside the run folder
 ``OUT/training/TASK/MODEL-PRESET-seedSEED/`` (the layout ``eqbench report --training OUT/training``
 reads). Both files are written in job order when the campaign ends, and in completion order
 while it runs (also when it is interrupted).
+
+Workers of the ``process`` and ``ray`` executors register the builtin models, the entry points
+and the campaign's plugins themselves, so a model registered only inside the calling Python
+session (not in a plugin file or module) can be checked by the ``serial`` executor alone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from eqbench.campaign.cache import ResultCache, default_cache_dir
 from eqbench.campaign.executor import Executor, WorkerSetup, make_executor
 from eqbench.campaign.jobs import TrainJob, plan_checks, run_check, run_training, write_training_files
 from eqbench.campaign.output import RecordStream
-from eqbench.campaign.runner import Outcome, run_jobs
+from eqbench.campaign.runner import Job, Outcome, run_jobs
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,6 @@ class CampaignSettings:
     cache_dir: Path | None = None
     use_cache: bool = True
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def cache(self) -> ResultCache | None:
         if not self.use_cache:
@@ -74,7 +77,16 @@ def run_training_jobs(jobs: Sequence[TrainJob], settings: CampaignSettings, *, o
     return _run(jobs, run_training, settings, stream, executor, "training", on_outcome=write)
 
 
-def _run(jobs, function, settings: CampaignSettings, stream: RecordStream, executor: Executor | None, description: str, on_outcome=None) -> list[Outcome]:  # type: ignore[no-untyped-def]
+def _run(
+    jobs: Sequence[Job],
+    function: Callable[[Any], dict[str, Any]],
+    settings: CampaignSettings,
+    stream: RecordStream,
+    executor: Executor | None,
+    description: str,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run ``jobs`` on ``executor`` (else one opened from ``settings`` and shut down here), streaming records to ``stream``."""
     order = {job.key: index for index, job in enumerate(jobs)}
 
     def handle(outcome: Outcome) -> None:

@@ -14,8 +14,9 @@ some did not; 2 on a usage error (bad file, unknown model, task or preset), one 
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from eqbench.cli import UsageError, int_at_least, load_models, make_console
 
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                                          json_path=out / f"{name}.json", csv_path=out / f"{name}.csv", executor=executor)
         train_outcomes = run_training_jobs(train_jobs, settings, out=out, executor=executor) if train_jobs else []
     for outcome in check_outcomes:
-        if outcome.record.get("matches_expected") is False or outcome.failed:
+        if outcome.record["verdict"] == "error" or outcome.record.get("matches_expected") is False:
             failures += 1
             console.print(f"[bold red]{outcome.record['model']} seed {outcome.record['seed']}: {outcome.record['verdict']}, "
                           f"expected {outcome.record['expected']}[/] {outcome.record.get('message', '')}", highlight=False)
@@ -192,14 +193,12 @@ def _seeds(text: str) -> list[int]:
         raise UsageError(str(error)) from error
 
 
-class _interpreted_errors:
-    """Turn an executor that cannot start (no Ray, no cluster) into a usage error."""
+@contextmanager
+def _interpreted_errors() -> Iterator[None]:
+    """Turn an executor that cannot start (no Ray, no cluster, another eqbench on the workers) into a usage error."""
+    from eqbench.campaign.executor import ExecutorError
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: BaseException | None, _: Any) -> None:
-        from eqbench.campaign.executor import ExecutorError
-
-        if isinstance(error, ExecutorError):
-            raise UsageError(str(error)) from error
+    try:
+        yield
+    except ExecutorError as error:
+        raise UsageError(str(error)) from error
