@@ -70,6 +70,34 @@ def test_cache_round_trip_and_corrupt_entries_are_recomputed_with_a_warning(tmp_
             assert cache.get(key) is None
 
 
+def test_a_corrupt_entry_is_recomputed_and_rewritten(plugin, tmp_path):
+    registry, path, _ = plugin
+    entries = [registry.get_entry(m) for m in PLUGIN_MODELS]
+    first = run_checks(entries, [0], settings(tmp_path, path))
+    broken = ResultCache(tmp_path / "cache").path(first[1].record["key"])
+    broken.write_text(broken.read_text()[:40])  # a torn write from some other tool
+    with pytest.warns(CorruptCacheWarning, match=str(broken.name)):
+        second = run_checks(entries, [0], settings(tmp_path, path))
+    assert [o.cached for o in second] == [True, False] and verdicts(second) == verdicts(first)
+    assert [o.cached for o in run_checks(entries, [0], settings(tmp_path, path))] == [True, True]
+
+
+# ------------------------------------------------------------------ executors
+def test_serial_executor_runs_lazily_and_keeps_exceptions_in_futures():
+    from eqbench.campaign.executor import make_executor
+
+    calls = []
+    with make_executor("serial") as executor:
+        futures = [executor.submit(lambda x: calls.append(x) or 1 / x, x) for x in (1, 0, 2)]
+        assert calls == []  # nothing runs before as_completed asks
+        done = list(executor.as_completed(futures))
+    assert done == futures and calls == [1, 0, 2]
+    assert [f.result() for f in (futures[0], futures[2])] == [1.0, 0.5]
+    assert isinstance(futures[1].exception(), ZeroDivisionError)
+    with pytest.raises(ValueError, match="unknown executor 'threads'"):
+        make_executor("threads")
+
+
 # ------------------------------------------------------------------ fingerprints
 def test_code_digest_follows_each_models_own_code(fresh_registry, tmp_path):
     """Editing one model's class changes its key alone, although both models live in one file; reloading unchanged code changes nothing."""
