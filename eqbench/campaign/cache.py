@@ -29,6 +29,10 @@ class CorruptCacheWarning(UserWarning):
     """A cache entry that could not be read; it is recomputed."""
 
 
+class CacheWriteWarning(UserWarning):
+    """A result that could not be cached (read-only or full disk); the campaign goes on."""
+
+
 def default_cache_dir() -> Path:
     """``<user cache dir>/eqbench/campaign`` (honours ``$XDG_CACHE_HOME`` on Linux)."""
     from platformdirs import user_cache_dir
@@ -65,10 +69,14 @@ class ResultCache:
             return None
         return entry["payload"]
 
-    def put(self, key: str, kind: str, payload: dict[str, Any]) -> Path:
-        """Store ``payload`` under ``key`` atomically; returns the entry's path."""
+    def put(self, key: str, kind: str, payload: dict[str, Any]) -> Path | None:
+        """Store ``payload`` under ``key`` atomically; returns the entry's path (``None``, with a warning, when it cannot be written)."""
         entry = {"key": key, "kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "payload": payload}
-        return write_text_atomic(self.path(key), json.dumps(entry, allow_nan=False, default=str) + "\n")
+        try:
+            return write_text_atomic(self.path(key), json.dumps(entry, default=str) + "\n")
+        except OSError as error:
+            warnings.warn(f"cannot write cache entry {self.path(key)} ({error.strerror or error}); the result is not cached", CacheWriteWarning, stacklevel=2)
+            return None
 
 
 def _problem(entry: Any, key: str) -> str:
