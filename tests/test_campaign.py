@@ -82,6 +82,20 @@ def test_a_corrupt_entry_is_recomputed_and_rewritten(plugin, tmp_path):
     assert [o.cached for o in run_checks(entries, [0], settings(tmp_path, path))] == [True, True]
 
 
+def test_record_stream_rewrites_whole_files_as_records_arrive(tmp_path):
+    import pandas as pd
+
+    from eqbench.campaign.output import RecordStream
+
+    stream = RecordStream(tmp_path / "r.json", tmp_path / "r.csv", interval=0)
+    stream.add({"model": "b", "seed": 1, "max_rel_error": float("nan")})
+    assert json.loads((tmp_path / "r.json").read_text()) == [{"model": "b", "seed": 1, "max_rel_error": None}]
+    stream.add({"model": "a", "seed": 0, "message": "x"})
+    assert list(pd.read_csv(tmp_path / "r.csv").columns) == ["model", "seed", "max_rel_error", "message"]
+    stream.close(order=lambda record: record["model"])
+    assert [r["model"] for r in json.loads((tmp_path / "r.json").read_text())] == ["a", "b"]
+
+
 # ------------------------------------------------------------------ executors
 def test_serial_executor_runs_lazily_and_keeps_exceptions_in_futures():
     from eqbench.campaign.executor import make_executor
