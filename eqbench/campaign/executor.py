@@ -209,29 +209,25 @@ class ProcessExecutor(Executor):
             for inner in done:
                 submission = self._running.pop(inner)
                 error = inner.exception()
-                if isinstance(error, BrokenProcessPool):
-                    self._broken(submission, error)
-                    continue
+                if isinstance(error, BrokenProcessPool) and not self._broken(submission, error):
+                    continue  # resubmitted
                 if error is None:
                     submission.outer.set_result(inner.result())
-                else:
+                elif not submission.outer.done():  # (a task that died alone already holds WorkerDied)
                     submission.outer.set_exception(error)
                 if submission.alone:
                     submission.pool.shutdown(wait=False)  # type: ignore[union-attr]
                 if submission.outer in waiting:
                     waiting.discard(submission.outer)
                     yield submission.outer
-            for submission in [s for s in self._by_outer.values() if s.outer.done() and s.outer in waiting]:
-                waiting.discard(submission.outer)
-                yield submission.outer
 
-    def _broken(self, submission: _Submission, error: BrokenProcessPool) -> None:
-        """Handle one task of a broken pool: fail it if it ran alone; else re-run it alone (it was running) or in a fresh pool."""
+    def _broken(self, submission: _Submission, error: BrokenProcessPool) -> bool:
+        """One task of a broken pool: fail it (returns True) if it ran alone; else re-run it alone (it was running
+        when the pool broke) or in a fresh pool (it had not started), and return False."""
         started = (Path(self._markers) / str(submission.task_id)).exists()
         if submission.alone:
             submission.outer.set_exception(WorkerDied(f"the worker process running this task died (twice, the second time running it alone): {error}"))
-            submission.pool.shutdown(wait=False)  # type: ignore[union-attr]
-            return
+            return True
         if self._pool is submission.pool:  # the first task seen from this broken pool replaces it
             self._pool = self._new_pool(self.workers)
             self._pools.append(self._pool)
@@ -241,6 +237,7 @@ class ProcessExecutor(Executor):
             self._suspects.append(submission)
         else:
             self._dispatch(submission, self._pool)
+        return False
 
     def _start_next_suspect(self) -> None:
         """Run the next suspect of a worker death alone in a one-worker pool, one at a time."""
