@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from eqbench.campaign.cache import CorruptCacheWarning, ResultCache
 from eqbench.campaign.campaigns import CampaignSettings, run_checks
@@ -178,7 +179,10 @@ def test_process_pool_survives_a_killed_worker_and_the_rerun_completes(plugin, t
     marker.touch()
     entries = [registry.get_entry(m) for m in ("campaign-crash", *PLUGIN_MODELS)]
     out = tmp_path / "checks.json"
-    outcomes = run_checks(entries, [0], settings(tmp_path, path, executor="process", workers=2), json_path=out)
+    with settings(tmp_path, path, executor="process", workers=2).open_executor() as executor:
+        outcomes = run_checks(entries, [0], settings(tmp_path, path), json_path=out, executor=executor)
+        threads = executor.submit(torch.get_num_threads)
+        assert next(executor.as_completed([threads])).result() == 1  # one intra-op thread per worker
     crashed = outcomes[0]
     assert crashed.failed and crashed.record["verdict"] == "error" and "died" in crashed.record["message"]
     assert verdicts(outcomes[1:]) == [("campaign-norms", 0, "exact"), ("campaign-coords", 0, "violated")]

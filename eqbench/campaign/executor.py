@@ -93,7 +93,12 @@ class Executor(ABC):
 
     @abstractmethod
     def as_completed(self, futures: Iterable[Future]) -> Iterator[Future]:
-        """Yield ``futures`` as they complete (result or exception)."""
+        """Yield ``futures`` as they complete (result or exception).
+
+        Collect results here, not by blocking on ``future.result()``: the serial executor runs
+        its tasks while this is iterated, and the process executor relays results (and
+        resubmits after a worker death) here.
+        """
 
     def shutdown(self, cancel: bool = False) -> None:
         """Release the workers; ``cancel`` drops tasks that have not finished."""
