@@ -5,6 +5,7 @@
     eqbench check --group SO3 --seed 3         # models checked under SO(3) or a product with it
     eqbench check --plugin my_models.py        # the models a user's file registers
     eqbench check --json results.json          # also write one JSON record per model
+    eqbench check --seeds 0-19 --executor process --workers 2   # model x seed campaign, cached (eqbench.cli.campaign)
 
 Which models: the named ones; else, with ``--plugin``, the plugins' models; else the suite
 given by ``--suite`` (default: ``default``). ``--group`` and ``--suite`` filter any of these.
