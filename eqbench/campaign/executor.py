@@ -31,6 +31,8 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -142,9 +144,17 @@ class SerialExecutor(Executor):
 
 # ------------------------------------------------------------------ process pool
 def _start_worker(setup: WorkerSetup) -> None:
-    """Pool initializer: leave Ctrl-C to the driver (it cancels and terminates), then set up."""
+    """Pool initializer: leave Ctrl-C to the driver (it cancels and terminates), exit with the driver, then set up."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     setup.apply()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit once the driver process is gone (killed before it could stop its pool), instead of waiting forever for work."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _tracked_call(markers: str, task_id: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
