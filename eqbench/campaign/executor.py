@@ -327,7 +327,8 @@ class RayExecutor(Executor):
                 else:
                     ray.init(address=address, **options)
             except (ConnectionError, RuntimeError, ValueError) as error:
-                raise ExecutorError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {error}") from error
+                hint = " (a Ray >= 2.59 cluster also needs its token: RAY_AUTH_TOKEN from `ray get-auth-token` on the head)" if address else ""
+                raise ExecutorError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {error}{hint}") from error
             self._started_here = True
         self.setup = _ship_plugins(setup)
         self._remote = ray.remote(_ray_call).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1, retry_exceptions=False)
