@@ -22,7 +22,9 @@ from eqbench.cli import UsageError, int_at_least, load_models, make_console
 
 if TYPE_CHECKING:
     from eqbench.campaign.campaigns import CampaignSettings
+    from eqbench.campaign.jobs import TrainJob
     from eqbench.campaign.runner import Outcome
+    from eqbench.campaign.spec import CampaignSpec
     from eqbench.registry import ModelEntry
 
 EXECUTOR_CHOICES = ("serial", "process", "ray")
@@ -123,7 +125,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from eqbench.campaign.campaigns import CampaignSettings, run_checks, run_training_jobs, summary
-    from eqbench.campaign.jobs import plan_training
     from eqbench.campaign.spec import SpecError, read_spec
     from eqbench.cli.check import select_entries
 
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, base)
     load_models(settings.plugins)
     check_plans = [(select_entries(g.models, suite=g.suite, group=g.group, plugin_entries=None), g) for g in spec.checks]
-    train_jobs = _training_jobs(spec, out, plan_training)
+    train_jobs = _training_jobs(spec, out)
     console = make_console()
     failures = 0
     with _interpreted_errors(), settings.open_executor() as executor:
@@ -165,8 +166,9 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _training_jobs(spec: Any, out: Path, plan_training: Any) -> list[Any]:
+def _training_jobs(spec: CampaignSpec, out: Path) -> list[TrainJob]:
     """Plan every ``[[training]]`` grid; an unknown task, model or preset is a usage error naming it."""
+    from eqbench.campaign.jobs import plan_training
     from eqbench.tasks.registry import get_task
     from eqbench.tasks.trainable import trainable_models
 
