@@ -5,6 +5,7 @@
     eqbench check --group SO3 --seed 3         # models checked under SO(3) or a product with it
     eqbench check --plugin my_models.py        # the models a user's file registers
     eqbench check --json results.json          # also write one JSON record per model
+    eqbench check --seeds 0-19 --executor process --workers 2   # model x seed campaign, cached (eqbench.cli.campaign)
 
 Which models: the named ones; else, with ``--plugin``, the plugins' models; else the suite
 given by ``--suite`` (default: ``default``). ``--group`` and ``--suite`` filter any of these.
@@ -28,6 +29,7 @@ from eqbench.cli import (
     make_console,
     write_output,
 )
+from eqbench.cli.campaign import add_campaign_arguments, campaign_requested, check_campaign
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -52,6 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--examples", type=int_at_least(0, "non-negative"), metavar="N", help="hypothesis search examples per model (default: per model)"
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write a JSON list of result records to FILE (atomically)")
+    add_campaign_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +62,14 @@ def run(args: argparse.Namespace) -> int:
 
     plugin_entries = load_models(args.plugin)
     selected = select_entries(args.models, suite=args.suite, group=args.group, plugin_entries=plugin_entries or None)
-    results = check_entries(selected, seed=args.seed, examples=args.examples)
+    if campaign_requested(args):  # model x seed checks through eqbench.campaign: executors, cache, streamed records
+        try:
+            selected, results = check_campaign(selected, args)
+        except KeyboardInterrupt:  # finished checks are already streamed to --json/--csv and cached
+            make_console(stderr=True).print("[bold red]interrupted: finished checks are kept; run again to resume[/]")
+            return INTERRUPTED
+    else:
+        results = check_entries(selected, seed=args.seed, examples=args.examples)
     interrupted = len(results) < len(selected)
     selected = selected[: len(results)]
     console = make_console()
@@ -148,12 +158,15 @@ def results_table(selected: Sequence[ModelEntry], results: Sequence[EntryResult]
     from rich.text import Text
 
     table = Table()
-    for column in ("model", "group", "verdict", "expected", "max rel error", "noise floor", "seconds"):
-        table.add_column(column, justify="right" if column in ("max rel error", "noise floor", "seconds") else "left")
+    several_seeds = len({result.seed for result in results}) > 1
+    for column in ("model", "seed" if several_seeds else "", "group", "verdict", "expected", "max rel error", "noise floor", "seconds"):
+        if column:
+            table.add_column(column, justify="right" if column in ("seed", "max rel error", "noise floor", "seconds") else "left")
     for entry, result in zip(selected, results):
         style = "green" if entry.matches(result.verdict) else "bold red"
         table.add_row(
             Text(entry.name),
+            *([str(result.seed)] if several_seeds else []),
             Text(result.group),
             Text(str(result.verdict), style=style),
             entry.expected,

@@ -24,6 +24,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "eqbench.cli.explain",
     "eqbench.cli.profile",
     "eqbench.cli.bench",
+    "eqbench.cli.campaign",
 )
 USAGE_ERROR = 2
 
