@@ -208,7 +208,7 @@ def test_campaign_option_errors_are_one_line_usage_errors(fresh_registry, tmp_pa
 # ------------------------------------------------------------------ campaign files
 @pytest.mark.slow
 def test_campaign_file_runs_checks_and_training_cached_and_reports_read_its_output(fresh_registry, tmp_path, capsys):
-    from eqbench.reports import build_reports
+    from eqbench.reports import build_report
 
     write_plugin(tmp_path, tmp_path / "marker")
     spec = tmp_path / "lab.toml"
@@ -229,5 +229,5 @@ def test_campaign_file_runs_checks_and_training_cached_and_reports_read_its_outp
     printed = capsys.readouterr().out
     assert "checks: 4 results: 0 computed, 4 cached" in printed and "training: 2 results: 0 computed, 2 cached" in printed
     assert [r["test_accuracy"] for r in json.loads((out / "training.json").read_text())] == [r["test_accuracy"] for r in rows]
-    written = build_reports(tmp_path / "reports", checks=[out / "checks.json"], training=out / "training", asv_results=None)
-    assert {p.name for p in written} >= {"checks.md", "training.md"}
+    written = build_report(tmp_path / "reports", checks=[out / "checks.json"], training=out / "training")
+    assert {p.name for p in written} >= {"index.html", "report.md", "checks.csv", "training.csv"}
