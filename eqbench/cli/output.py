@@ -1,0 +1,99 @@
+"""Where the CLI writes its files: ``-`` for stdout, paths checked before any work, the JSON header.
+
+``--json FILE`` / ``--csv FILE`` take a path or ``-`` (standard output; the human-readable
+output then goes to standard error, so that ``eqbench check --json - | jq`` reads pure JSON).
+:func:`output_target` checks a path when the options are parsed, before a check runs: its
+folder must exist or be creatable and be writable, and the path must not be a folder, so a
+typo costs a one-line usage error instead of a finished run's results.
+
+The JSON that ``eqbench check --json`` writes is one object::
+
+    {"eqbench_version": "0.1.0", "torch_version": "2.13.0", "git_commit": "a1b2c3..." or null,
+     "machine": {"node": ..., "platform": ..., "processor": ..., "cpus": ..., "python": ...},
+     "created": "2026-12-05T21:30:00+00:00",
+     "records": [{"model": ..., "verdict": ..., ...}, ...]}
+
+``records`` is the list of check records (one flat dict per model,
+:meth:`eqbench.check.CheckResult.to_record`): ``pandas.DataFrame(json.load(f)["records"])``
+loads it; :func:`eqbench.reports.records.load_check_records` reads it (and older plain lists).
+``git_commit`` is ``HEAD`` of the git repository around the current folder, ``null`` outside one.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from eqbench.cli import UsageError, write_output
+
+#: The path that means standard output.
+STDOUT = "-"
+
+
+def output_target(text: str) -> str | Path:
+    """An argparse ``type``: ``-`` (stdout) or a writable file path (module docstring); a usage error otherwise."""
+    if text == STDOUT:
+        return STDOUT
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise UsageError(f"cannot write {text}: it is a folder")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {text}: {folder} is not a writable folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        # os.replace would still succeed in a writable folder, but the user marked the file read-only
+        raise UsageError(f"cannot write {text}: the file is read-only")
+    return path
+
+
+def to_stdout(target: str | Path | None) -> bool:
+    """Whether ``target`` (an :func:`output_target` or ``None``) is standard output."""
+    return target == STDOUT
+
+
+def emit(target: str | Path, text: str, option: str) -> None:
+    """Write ``text`` to standard output (``-``) or to the file ``target`` atomically."""
+    if to_stdout(target):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_output(Path(target), text, option)
+
+
+def run_header() -> dict[str, Any]:
+    """The provenance fields of a results file: versions, git commit, machine and creation time (module docstring)."""
+    import torch
+
+    from eqbench import __version__
+
+    return {
+        "eqbench_version": __version__,
+        "torch_version": torch.__version__,
+        "git_commit": git_commit(),
+        "machine": {
+            "node": platform.node(),
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def git_commit(folder: Path | None = None) -> str | None:
+    """``HEAD`` of the git repository around ``folder`` (default: the current folder), ``None`` outside one or without git."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and commit else None
