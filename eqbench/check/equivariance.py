@@ -34,7 +34,7 @@ from eqbench.actions.base import Action
 from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, evaluate_cases
 from eqbench.check.forward import ModelFailure, model_name
 from eqbench.check.noise import noise_floor
-from eqbench.check.reproduce import counterexample
+from eqbench.check.reproduce import counterexample, worst_counterexample
 from eqbench.check.result import CheckResult, EquivarianceError, Float64Diagnosis, Verdict, meets_expectation
 from eqbench.check.search import Case, Judge, SearchOutcome, run_search
 from eqbench.check.verdict import check_expected, decide, exact_threshold, failure_threshold, is_numerical
@@ -157,7 +157,9 @@ def check_equivariance(
         result.verdict = decide(result.max_rel_error, threshold, tolerance, exact_action)
     if result.verdict is not Verdict.EXACT:
         case, index, origin = _worst_case(search, random_worst, random_max)
-        result.counterexample = counterexample(setup, source, case.structure, case.item, case.params, index, origin)
+        fail_at = failure_threshold(expected, threshold, tolerance)
+        result.counterexample = counterexample(setup, source, case.structure, case.item, case.params, index, origin, fail_at)
+        result.worst_example = worst_counterexample(setup, source, _candidates(search, random_worst), fail_at)
         missed = result.expected is not None and not meets_expectation(result.verdict, result.expected)
         if (result.verdict is Verdict.VIOLATED or missed) and result.verdict is not Verdict.ERROR and dtype != torch.float64:
             result.float64 = _diagnose(setup, source, case, index, result.counterexample.rel_error)
@@ -227,6 +229,17 @@ def _worst_case(search: SearchOutcome, random_worst: Case, random_max: float) ->
         case, params, index = search.worst
         return Case(case.structure, case.item, params), index, "search"
     return random_worst, 0, "random"
+
+
+def _candidates(search: SearchOutcome, random_worst: Case) -> list[tuple[Case, int, str]]:
+    """Every example that may be the worst: the shrunk search failure, the search's and the random phase's largest."""
+    cases = [(random_worst, 0, "random")]
+    if search.case is not None:
+        cases.append((search.case, 0, "search"))
+    if search.worst is not None:
+        case, params, index = search.worst
+        cases.append((Case(case.structure, case.item, params), index, "search"))
+    return cases
 
 
 def _diagnose(setup: CheckSetup, source: InputSource, case: Case, index: int, low_precision_error: float) -> Float64Diagnosis:
