@@ -41,15 +41,29 @@ def output_target(text: str) -> str | Path:
     path = Path(text).expanduser()
     if path.is_dir():
         raise UsageError(f"cannot write {text}: it is a folder")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write {text}: {folder} is not a writable folder")
+    _check_creatable(path.parent, f"cannot write {text}")
     if path.exists() and not os.access(path, os.W_OK):
         # os.replace would still succeed in a writable folder, but the user marked the file read-only
         raise UsageError(f"cannot write {text}: the file is read-only")
     return path
+
+
+def output_folder(text: str) -> Path:
+    """An argparse ``type``: a folder that exists or can be created, writable; a usage error otherwise."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"cannot write into {text}: it is a file, not a folder")
+    _check_creatable(path, f"cannot write into {text}")
+    return path
+
+
+def _check_creatable(folder: Path, problem: str) -> None:
+    """A usage error unless ``folder`` exists or can be made: its nearest existing ancestor is a writable folder."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{problem}: {existing} is not a writable folder")
 
 
 def to_stdout(target: str | Path | None) -> bool:
