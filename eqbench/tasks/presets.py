@@ -114,25 +114,22 @@ def with_overrides(preset: Preset, options: Iterable[str] = (), **values: Any) -
 
 
 def check_option_type(key: str, value: Any, current: Any) -> None:
-    """Raise ``ValueError`` unless ``value`` can replace ``current`` (``None``: anything): a bool for a bool,
-    an integer for an integer, a number for a float, a string for a string, a tuple or list for either."""
+    """Raise ``ValueError`` when ``value`` cannot replace the preset's ``current`` value (``None``: anything goes).
+
+    A flag takes only ``True`` or ``False``; a number takes a number or a tuple of numbers (a
+    width per layer), not a flag or a word; a string takes a string. A word where a flag or a
+    number belongs (``data.full_files=maybe``, ``model.hidden=big``) is a typo, not a setting.
+    """
     if current is None:
         return
-    kinds: tuple[type, ...]
     if isinstance(current, bool):
-        kinds, word = (bool,), "True or False"
-    elif isinstance(current, int):
-        kinds, word = (int,), "an integer"
-    elif isinstance(current, float):
-        kinds, word = (int, float), "a number"
-    elif isinstance(current, str):
-        kinds, word = (str,), "a string"
-    elif isinstance(current, (tuple, list)):
-        kinds, word = (tuple, list), "a tuple"
-    else:
-        return
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise ValueError(f"option {key}={value!r}: expected {word} (the preset has {current!r})")
+        if not isinstance(value, bool):
+            raise ValueError(f"option {key}={value!r}: expected True or False (the preset has {current!r})")
+    elif isinstance(current, (int, float)):
+        if isinstance(value, (bool, str)) or not isinstance(value, (int, float, tuple, list)):
+            raise ValueError(f"option {key}={value!r}: expected a number (the preset has {current!r})")
+    elif isinstance(current, str) and not isinstance(value, str):
+        raise ValueError(f"option {key}={value!r}: expected a string (the preset has {current!r})")
 
 
 def _overrides(original: Preset, updated: Preset) -> tuple[str, ...]:
