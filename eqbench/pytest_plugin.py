@@ -5,7 +5,10 @@ Options
     ``--eqbench-plugin`` files) as a test item ``eqbench::<model>``; the item passes when the
     check's verdict meets the model's expectation (see :mod:`eqbench.registry`).
     ``--eqbench-plugin FILE_OR_MODULE`` (repeatable): load a user's registrations; on its own it
-    collects just that plugin's models.
+    collects only that plugin's models (those registered while it loads, factories and classes
+    it imports from elsewhere included: :func:`eqbench.registry.load_plugin`), not the default
+    suite, so ``pytest --eqbench-plugin my_models.py`` costs the plugin's own checks; with
+    ``--eqbench`` as well, the default suite too.
     ``--eqbench-seed N``: the seed of collected checks (default 0).
 Marker
     ``@pytest.mark.eqbench(model="name", seed=3)``: the defaults of the ``eqbench_check``
