@@ -184,7 +184,7 @@ def run_command(command: Command, scratch: Path) -> None:
             extra += ["-o", "data.full_files=False"]
         text = f"{text} {shlex.join(extra)}"
         env["EQBENCH_CACHE"] = str(scratch / "cache")
-    if text.startswith("ASV_PYTHONPATH") or "asv run" in text:
+    if "asv run" in text:
         env["HOME"] = str(scratch)  # asv keeps its machine description in ~/.asv-machine.json
         done = run_shell(text.replace("$PWD", str(ROOT)), ROOT, env)
     elif text.startswith(("eqbench ", "python -m pytest ", "python cx/", "torchrun ")) or " eqbench " in text:
@@ -222,15 +222,6 @@ def test_readme_python_block_runs_as_a_script(block: Block, scratch: Path) -> No
     script.write_text(block.text)
     done = subprocess.run([sys.executable, str(script)], cwd=scratch, env=environment(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"README.md line {block.line}:\n{done.stdout}\n{done.stderr}"
-
-
-def test_readme_file_blocks_import_on_their_own(scratch: Path) -> None:
-    """Files README.md tells users to save are complete modules (the plugin loads them in a fresh process)."""
-    names = [b.file_name for b in BLOCKS if b.file_name is not None]
-    assert "my_models.py" in names
-    for name in names:
-        done = subprocess.run([sys.executable, name], cwd=scratch, env=environment(), capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, f"{name}:\n{done.stderr}"
 
 
 def test_readme_json_layout_names_the_header_fields_eqbench_writes() -> None:
