@@ -8,8 +8,8 @@ The checks' tensors are small (the reference models check in about a second on o
 thread only pays where a core would otherwise sit idle. The default is therefore the number of
 *free* CPUs: those this process may run on (``os.sched_getaffinity``) less the load the other
 processes put on them (the one-minute load average), at least 1 and at most
-:data:`MAX_DEFAULT_THREADS`. When several checks run at once (one process each), each runs
-on one thread: :func:`threads_per_worker`. ``OMP_NUM_THREADS`` set in the environment is
+:data:`MAX_DEFAULT_THREADS`. When several checks run at once (one process each, as under
+``pytest -n N --eqbench``), each runs on one thread (the pytest plugin sets it). ``OMP_NUM_THREADS`` set in the environment is
 honoured as the user's choice when ``--threads`` is not given.
 """
 from __future__ import annotations
@@ -44,11 +44,6 @@ def default_threads(cpus: int | None = None, load: float | None = None) -> int:
     if load is None:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     return max(1, min(MAX_DEFAULT_THREADS, cpus - round(load)))
-
-
-def threads_per_worker(workers: int, requested: int | None = None) -> int | None:
-    """Intra-op threads for each of ``workers`` checks running at once: 1 when several run, else :func:`choose_threads`."""
-    return 1 if workers > 1 else choose_threads(requested)
 
 
 def choose_threads(requested: int | None) -> int | None:
