@@ -119,3 +119,4 @@ def test_registered_plugin_and_python_counterexamples_reproduce_standalone_until
     done = run([sys.executable, "check_it.py", str(saved)], code, [])
     assert done.returncode == 0 and "violated" in done.stdout, done.stdout + done.stderr
     assert_reproduces_then_fixed(saved / "AxisReader-SO3.py", done.stdout, module, scratch)
+
