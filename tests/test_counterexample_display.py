@@ -30,7 +30,7 @@ def test_the_console_shows_the_worst_example_beyond_the_tolerance_with_coordinat
     text = str(result)
     assert f"relative error {worst.rel_error:.3g} (this input and element alone)" in text
     assert "input: [[" in text and "element: rotation by" in text and "deg about [" in text
-    assert "reproduce with: eqbench check MODEL --seed SEED --save-counterexamples DIR" in text
+    assert "reproduce with: eqbench check reads_x_axis --seed 0 --save-counterexamples DIR" in text
 
 
 def test_elements_read_as_angles_axes_reflections_translations_and_permutations():

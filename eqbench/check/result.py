@@ -265,17 +265,17 @@ class CheckResult:
                     f"  simplest failing example ({simplest.source}): relative error {simplest.rel_error:.3g}, "
                     f"input {simplest.input_text or simplest.structure}"
                 )
-            lines.append("  reproduce with: " + reproduce_hint(self.script))
+            lines.append("  reproduce with: " + reproduce_hint(self.script, self.model, self.seed))
         return "\n".join(lines)
 
 
-def reproduce_hint(script: str) -> str:
+def reproduce_hint(script: str, model: str, seed: int) -> str:
     """How to rerun the shown counterexample on its own: the saved ``script``, or how to save one."""
     if script:
         return f"python {script}"
     return (
-        "eqbench check MODEL --seed SEED --save-counterexamples DIR (registered models), or "
-        "eqbench.check.save_counterexample(result, DIR, model=model) in Python: a standalone script"
+        f"eqbench check {model} --seed {seed} --save-counterexamples DIR (a registered model), or "
+        "eqbench.check.save_counterexample(result, DIR, model=model) in Python: writes a standalone script"
     )
 
 
