@@ -186,7 +186,7 @@ def run_command(command: Command, scratch: Path) -> None:
         env["EQBENCH_CACHE"] = str(scratch / "cache")
     if "asv run" in text:
         env["HOME"] = str(scratch)  # asv keeps its machine description in ~/.asv-machine.json
-        done = run_shell(text.replace("$PWD", str(ROOT)), ROOT, env)
+        done = run_shell(text.replace("$PWD", str(ROOT)), ROOT, env, timeout=1800)  # 18 benchmarks, a process each
     elif text.startswith(("eqbench ", "python -m pytest ", "python cx/", "torchrun ")) or " eqbench " in text:
         done = run_shell(text, scratch, env)
     else:
