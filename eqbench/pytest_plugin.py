@@ -5,8 +5,13 @@ Options
     ``--eqbench-plugin`` files) as a test item ``eqbench::<model>``; the item passes when the
     check's verdict meets the model's expectation (see :mod:`eqbench.registry`).
     ``--eqbench-plugin FILE_OR_MODULE`` (repeatable): load a user's registrations; on its own it
-    collects just that plugin's models.
+    collects only that plugin's models (those registered while it loads, factories and classes
+    it imports from elsewhere included: :func:`eqbench.registry.load_plugin`), not the default
+    suite, so ``pytest --eqbench-plugin my_models.py`` costs the plugin's own checks; with
+    ``--eqbench`` as well, the default suite too.
     ``--eqbench-seed N``: the seed of collected checks (default 0).
+    Under ``pytest -n N`` (several checks at once) each collected check runs on one torch thread,
+    so the workers do not oversubscribe the cores (:mod:`eqbench.cli.threads`).
 Marker
     ``@pytest.mark.eqbench(model="name", seed=3)``: the defaults of the ``eqbench_check``
     fixture in that test (any other keyword is passed on to the checker).
@@ -83,7 +88,10 @@ class EqbenchItem(pytest.Item):
 
     def runtest(self) -> None:
         from eqbench import registry
+        from eqbench.cli.threads import apply_threads
 
+        if int(getattr(self.config, "workerinput", {}).get("workercount", 1)) > 1:  # pytest-xdist's -n: checks run at once
+            apply_threads(1)
         check_registered(registry.get_entry(self.name), self.seed)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

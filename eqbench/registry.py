@@ -102,8 +102,11 @@ class ModelEntry:
     callable); ``stochastic`` is ``None`` (checked by :func:`eqbench.check.check_equivariance`)
     or a mode of :func:`eqbench.check.check_stochastic` (``"crn"`` or ``"distribution"``; see the
     module docstring); ``check_options`` are extra keyword arguments for that checker;
-    ``source`` names where the registration came from (``module:qualname``). Entries compare
-    and hash by identity: each registration is one object.
+    ``source`` names where the registration came from (``module:qualname``); ``plugin`` is the
+    plugin (a file's resolved path or a module name, as given to :func:`load_plugin`) that was
+    loading when the registration ran, ``""`` for the builtin suite, entry points and direct
+    calls, so that a factory or class the plugin imports from another module and registers
+    counts as the plugin's. Entries compare and hash by identity: each registration is one object.
     """
 
     name: str
@@ -119,6 +122,7 @@ class ModelEntry:
     check_options: Mapping[str, Any] = field(default_factory=dict)
     stochastic: str | None = None
     source: str = ""
+    plugin: str = ""
 
     def matches(self, verdict: str) -> bool:
         """Whether a check's ``verdict`` (a string or :class:`~eqbench.check.Verdict`) meets the expectation.
@@ -129,6 +133,8 @@ class ModelEntry:
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
+#: The plugins being loaded (innermost last): a registration made meanwhile belongs to the innermost.
+_LOADING: list[str] = []
 
 
 def register_model(
@@ -185,6 +191,7 @@ def register_model(
             check_options=MappingProxyType(dict(check_options or {})),
             stochastic=stochastic,
             source=_source_of(factory),
+            plugin=_LOADING[-1] if _LOADING else "",
         )
         previous = _ENTRIES.get(name)
         if previous is not None and previous.source != entry.source:
@@ -266,16 +273,31 @@ def load_plugin(file_or_module: str | Path) -> list[ModelEntry]:
 
     A path (anything ending in ``.py`` or naming an existing file) is executed afresh under a
     module name derived from its resolved path, so loading it twice re-registers the same
-    sources harmlessly. Returns the entries the plugin registered. A missing file, a module
-    that cannot be imported, or an error while importing raises :class:`PluginError`.
+    sources harmlessly. Returns the entries the plugin registered (sorted by name): those whose
+    registration ran while it loaded (factories or classes it imports from elsewhere
+    included), and, for a module imported earlier, those whose factory it defines. A missing
+    file, a module that cannot be imported, or an error while importing raises :class:`PluginError`.
     """
     text = str(file_or_module)
     path = Path(text).expanduser()
     if text.endswith(".py") or path.is_file():
-        module_name = _load_file(path)
+        owner = str(path.resolve())
+        _LOADING.append(owner)
+        try:
+            module_name = _load_file(path)
+        finally:
+            _LOADING.pop()
     else:
-        module_name = _import_module(text)
-    return [e for e in _ENTRIES.values() if e.source.split(":", 1)[0] == module_name]
+        owner = text
+        _LOADING.append(owner)
+        try:
+            module_name = _import_module(text)
+        finally:
+            _LOADING.pop()
+    return sorted(
+        (e for e in _ENTRIES.values() if e.plugin == owner or (not e.plugin and e.source.split(":", 1)[0] == module_name)),
+        key=lambda e: e.name,
+    )
 
 
 def _load_file(path: Path) -> str:

@@ -89,11 +89,11 @@ def test_record_stream_rewrites_whole_files_as_records_arrive(tmp_path):
 
     stream = RecordStream(tmp_path / "r.json", tmp_path / "r.csv", interval=0)
     stream.add({"model": "b", "seed": 1, "max_rel_error": float("nan")})
-    assert json.loads((tmp_path / "r.json").read_text()) == [{"model": "b", "seed": 1, "max_rel_error": None}]
+    assert json.loads((tmp_path / "r.json").read_text())["records"] == [{"model": "b", "seed": 1, "max_rel_error": None}]
     stream.add({"model": "a", "seed": 0, "message": "x"})
     assert list(pd.read_csv(tmp_path / "r.csv").columns) == ["model", "seed", "max_rel_error", "message"]
     stream.close(order=lambda record: record["model"])
-    assert [r["model"] for r in json.loads((tmp_path / "r.json").read_text())] == ["a", "b"]
+    assert [r["model"] for r in json.loads((tmp_path / "r.json").read_text())["records"]] == ["a", "b"]
 
 
 # ------------------------------------------------------------------ executors
@@ -137,17 +137,17 @@ def test_second_run_is_all_cached_and_a_code_change_reruns_only_that_model(plugi
     args = ["check", *PLUGIN_MODELS, "--plugin", str(path), "--seeds", "0-2", "--cache", str(tmp_path / "cache"), "--json", str(out)]
     assert main(args) == 0
     assert "6 results: 6 computed, 0 cached" in capsys.readouterr().err
-    first = json.loads(out.read_text())
+    first = json.loads(out.read_text())["records"]
     assert [r["cached"] for r in first] == [False] * 6 and all(set(RECORD_FIELDS) <= set(r) for r in first)
     assert main(args) == 0
     assert "6 results: 0 computed, 6 cached" in capsys.readouterr().err
-    second = json.loads(out.read_text())
+    second = json.loads(out.read_text())["records"]
     assert all(r["cached"] for r in second)
     assert [(r["verdict"], r["max_rel_error"]) for r in second] == [(r["verdict"], r["max_rel_error"]) for r in first]
     write_plugin(tmp_path, tmp_path / "marker", ("x[..., 0].sum", "x[..., 2].sum"))
     assert main(args) == 0
     assert "6 results: 3 computed, 3 cached" in capsys.readouterr().err
-    third = {(r["model"], r["seed"]): r["cached"] for r in json.loads(out.read_text())}
+    third = {(r["model"], r["seed"]): r["cached"] for r in json.loads(out.read_text())["records"]}
     assert third == {**{("campaign-norms", s): True for s in range(3)}, **{("campaign-coords", s): False for s in range(3)}}
     assert len(load_check_records([out])) == 6  # reports read campaign output as it is
     assert main([*args, "--no-cache"]) == 0
@@ -161,7 +161,7 @@ def test_interrupted_campaign_keeps_finished_results_and_resumes(plugin, tmp_pat
     out = tmp_path / "checks.json"
     with pytest.raises(KeyboardInterrupt):
         run_checks(entries, [0, 1], settings(tmp_path, path), json_path=out)
-    streamed = json.loads(out.read_text())
+    streamed = json.loads(out.read_text())["records"]
     assert sorted((r["model"], r["seed"]) for r in streamed) == sorted((m, s) for m in PLUGIN_MODELS for s in (0, 1))
     marker.unlink()
     outcomes = run_checks(entries, [0, 1], settings(tmp_path, path), json_path=out)
@@ -222,12 +222,12 @@ def test_campaign_file_runs_checks_and_training_cached_and_reports_read_its_outp
     printed = capsys.readouterr().out
     assert "checks: 4 results: 4 computed, 0 cached" in printed and "training: 2 results: 2 computed, 0 cached" in printed
     out = tmp_path / "out"
-    rows = json.loads((out / "training.json").read_text())
+    rows = json.loads((out / "training.json").read_text())["records"]
     assert [(r["model"], r["seed"], r["epochs"], r["cached"]) for r in rows] == [("mlp", 0, 1, False), ("mlp", 1, 1, False)]
     assert (out / "training" / "digits-rot" / "mlp-small-seed1" / "result.json").is_file()
     assert main(["campaign", str(spec)]) == 0
     printed = capsys.readouterr().out
     assert "checks: 4 results: 0 computed, 4 cached" in printed and "training: 2 results: 0 computed, 2 cached" in printed
-    assert [r["test_accuracy"] for r in json.loads((out / "training.json").read_text())] == [r["test_accuracy"] for r in rows]
+    assert [r["test_accuracy"] for r in json.loads((out / "training.json").read_text())["records"]] == [r["test_accuracy"] for r in rows]
     written = build_report(tmp_path / "reports", checks=[out / "checks.json"], training=out / "training")
     assert {p.name for p in written} >= {"index.html", "report.md", "checks.csv", "training.csv"}

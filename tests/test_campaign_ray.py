@@ -30,7 +30,7 @@ def test_ray_gives_the_serial_verdicts(local_ray, fresh_registry, tmp_path):
         path = tmp_path / f"{executor}.json"
         options = ["--executor", executor] + (["--workers", "2"] if executor == "ray" else [])
         assert main(["check", *SUBSET, "--seeds", "0-1", *options, "--no-cache", "--json", str(path)]) == 0
-        records[executor] = json.loads(path.read_text())
+        records[executor] = json.loads(path.read_text())["records"]
     assert all(not r["cached"] for r in records["ray"])
     same = ("model", "seed", "verdict")  # the search's draws may differ by process (eqbench.check.search: hypothesis mixes in local constants)
     assert [[r[f] for f in same] for r in records["ray"]] == [[r[f] for f in same] for r in records["serial"]]

@@ -105,3 +105,25 @@ def test_fixture_checks_registered_names_marked_tests_and_explicit_models(pytest
             "unknown model 'deepset'; did you mean deepsets*",
         ]
     )
+
+
+IMPORTED_FACTORY_PLUGIN = """
+from eqbench.actions import Invariant, Points
+from eqbench.groups import Symmetric
+from eqbench.inputs import PointCloudInputs
+from eqbench.models.controls import DeepSets          # classes from another module, registered here
+from eqbench.registry import register_model
+
+SETTINGS = dict(group=Symmetric(), in_action=Points(), out_action=Invariant(), inputs=PointCloudInputs(max_points=8),
+                check_options={"n_inputs": 1, "n_elements": 4, "search_examples": 0})
+register_model("pt-imported-a", **SETTINGS)(DeepSets)
+register_model("pt-imported-b", **SETTINGS)(DeepSets)
+"""
+
+
+def test_plugin_option_alone_collects_only_the_plugins_models_imported_classes_included(pytester, fresh_registry):
+    plugin = pytester.makepyfile(imported=IMPORTED_FACTORY_PLUGIN)
+    alone = pytester.runpytest("--eqbench-plugin", str(plugin), "--collect-only", "-q")
+    assert [line for line in alone.stdout.lines if line.startswith("eqbench::")] == ["eqbench::pt-imported-a", "eqbench::pt-imported-b"]
+    with_suite = pytester.runpytest("--eqbench", "--eqbench-plugin", str(plugin), "--collect-only", "-q")
+    with_suite.stdout.fnmatch_lines(["eqbench::chiral-o3", "eqbench::pt-imported-a"], consecutive=False)

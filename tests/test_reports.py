@@ -93,7 +93,7 @@ def test_check_records_reach_the_report_csv(check_files, tmp_path):
     ("content", "message"),
     [
         ('[{"model": "m",\n "group": ', "bad.json:2: malformed JSON"),
-        ('{"model": "m"}', "expected a JSON list"),
+        ('{"model": "m"}', "expected check records (an object with a 'records' list, or a list)"),
         (json.dumps([{"model": "m", "group": "SO(2)"}]), "record 0 (m) lacks the field(s) ['verdict'"),
         (json.dumps([check_record("m", "fine", "exact", 0.1, 0)]), "verdict 'fine' is not one of"),
         (json.dumps([{**check_record("m", "exact", "exact", 0.1, 0), "max_rel_error": "small"}]), "max_rel_error must be a number"),

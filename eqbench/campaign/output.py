@@ -3,7 +3,8 @@
 Each file is rewritten whole (temporary file + ``os.replace``, :mod:`eqbench.atomic`), at most
 once per ``interval`` seconds while records arrive and always on :meth:`RecordStream.close`, so
 a reader (or an interrupted run) always finds a complete file holding every result finished up
-to the last write. The JSON is the list that ``eqbench check --json`` writes and
+to the last write. The JSON is what ``eqbench check --json`` writes (the provenance header of
+:func:`eqbench.provenance.run_header`, taken once when the stream opens, and ``records``) and
 :func:`eqbench.reports.records.load_check_records` reads; the CSV has one column per field seen
 (the union over records, in first-seen order). Non-finite numbers become ``null`` / empty.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from eqbench.atomic import write_text_atomic
+from eqbench.provenance import run_header
 
 
 class RecordStream:
@@ -25,6 +27,7 @@ class RecordStream:
     def __init__(self, json_path: Path | None = None, csv_path: Path | None = None, *, interval: float = 1.0) -> None:
         self.json_path, self.csv_path, self.interval = json_path, csv_path, interval
         self.records: list[dict[str, Any]] = []
+        self.header = run_header() if json_path is not None else {}
         self._written_at = -math.inf
         self._dirty = False
 
@@ -38,9 +41,9 @@ class RecordStream:
         if not self._dirty:
             return
         if self.json_path is not None:
-            write_text_atomic(self.json_path, json.dumps(self.records, indent=2) + "\n")
+            write_text_atomic(self.json_path, json.dumps({**self.header, "records": self.records}, indent=2) + "\n")
         if self.csv_path is not None:
-            write_text_atomic(self.csv_path, _csv(self.records))
+            write_text_atomic(self.csv_path, records_csv(self.records))
         self._written_at = time.monotonic()
         self._dirty = False
 
@@ -53,7 +56,8 @@ class RecordStream:
         self.flush()
 
 
-def _csv(records: list[dict[str, Any]]) -> str:
+def records_csv(records: list[dict[str, Any]]) -> str:
+    """The records as a CSV table, one column per field seen (the union over records, first-seen order)."""
     import pandas as pd
 
     buffer = io.StringIO()

@@ -13,6 +13,7 @@ positional argument. Modules, in the order data flows through them:
 * :mod:`~eqbench.check.verdict`: thresholds and verdicts (and why);
 * :mod:`~eqbench.check.search`: the hypothesis search and shrinking;
 * :mod:`~eqbench.check.reproduce`: counterexamples and their reproduce snippets;
+* :mod:`~eqbench.check.scripts`: counterexamples saved as standalone scripts (``save_counterexample``);
 * :mod:`~eqbench.check.equivariance`: ``check_equivariance`` / ``assert_equivariant``;
 * :mod:`~eqbench.check.stochastic`: Monte-Carlo models (spread, CRN, in-distribution, sweeps);
 * :mod:`~eqbench.check.lie`: the Lie derivative metric (Gruver et al. 2022);
@@ -28,6 +29,7 @@ from eqbench.check.forward import ModelFailure
 from eqbench.check.lie import LieDerivativeResult, lie_derivative
 from eqbench.check.profiles import register_hypothesis_profiles
 from eqbench.check.reproduce import equivariance_error
+from eqbench.check.scripts import save_counterexample
 from eqbench.check.result import CheckResult, Counterexample, EquivarianceError, Float64Diagnosis, OutputErrors, Verdict
 from eqbench.check.stochastic import StochasticResult, SweepResult, check_stochastic, monte_carlo_sweep
 from eqbench.check.symmetry_profile import AlgebraProfile, SymmetryCheck, SymmetryProfile, profile
@@ -57,4 +59,5 @@ __all__ = [
     "lie_derivative",
     "monte_carlo_sweep",
     "register_hypothesis_profiles",
+    "save_counterexample",
 ]

@@ -40,7 +40,7 @@ from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, evaluate_
 from eqbench.check.forward import ModelFailure, model_name
 from eqbench.check.determinism import nondeterminism
 from eqbench.check.noise import NoiseFloor, noise_floor
-from eqbench.check.reproduce import counterexample, params_to_lists
+from eqbench.check.reproduce import counterexample, params_to_lists, worst_counterexample
 from eqbench.check.result import CheckResult, EquivarianceError, Float64Diagnosis, IllPosed, Verdict
 from eqbench.check.rounding import Judgement, judge_samples
 from eqbench.check.search import Case, Judge, SearchOutcome, run_search
@@ -187,7 +187,9 @@ def check_equivariance(
         random_key = (bool(judgement.unexplained[worst]), float(rel[worst]))
         random_case = (random_worst, 0, "random", random_key, float(judgement.other_error[worst]))
         case, index, origin, key, other = _worst_case(search, random_case, random_key)
-        result.counterexample = counterexample(setup, source, case.structure, case.item, case.params, index, origin)
+        fail_at = max(failure_threshold(expected, tolerance), threshold)
+        result.counterexample = counterexample(setup, source, case.structure, case.item, case.params, index, origin, fail_at)
+        result.worst_example = worst_counterexample(setup, source, _candidates(search, random_worst), fail_at)
         if result.verdict is not Verdict.ERROR:
             result.float64 = _diagnosis(setup, key, other, problem)
     result.message = "; ".join(notes)
@@ -301,6 +303,17 @@ def _ill_posed(
 
 def _structure(structure: InputStructure | None) -> dict[str, Any] | None:
     return None if structure is None else structure.to_dict()
+
+
+def _candidates(search: SearchOutcome, random_worst: Case) -> list[tuple[Case, int, str]]:
+    """Every example that may be the worst: the shrunk search failure, the search's and the random phase's largest."""
+    cases = [(random_worst, 0, "random")]
+    if search.case is not None:
+        cases.append((search.case, 0, "search"))
+    if search.worst is not None:
+        case, params, index, _ = search.worst
+        cases.append((Case(case.structure, case.item, params), index, "search"))
+    return cases
 
 
 def _finish(result: CheckResult, start: float) -> CheckResult:

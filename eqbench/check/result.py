@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-
-
 #: Record fields every ``--json`` record carries, whichever checker made it (``CheckResult.to_record``
 #: and ``StochasticResult.to_record`` add more); :mod:`eqbench.reports.records` reads them back.
 RECORD_FIELDS = (
@@ -97,15 +95,39 @@ class OutputErrors:
 
 
 @dataclass
+class Replay:
+    """What a standalone script needs to recompute a counterexample's error (:mod:`eqbench.check.scripts`).
+
+    ``input`` is the batch-1 input value (float64 tensors, as the model's argument(s));
+    ``element`` the group element as ``Element`` parts (``matrix`` (1, d, d), ``translation``
+    (1, d), ``permutation`` (1, N)), ``params`` the same as ``group.element`` parameters;
+    ``dtype`` the check's precision; ``threshold`` the error above which the check calls the
+    model broken for its expectation (:func:`eqbench.check.verdict.failure_threshold`).
+    """
+
+    input: Any
+    params: dict[str, Any]
+    element: dict[str, Any]
+    group: Any
+    in_action: Any
+    out_action: Any
+    dtype: str
+    threshold: float
+
+
+@dataclass
 class Counterexample:
-    """The worst (or, after a hypothesis search, the shrunk) failing input and group element.
+    """A failing input and group element, replayed alone.
 
     ``structure`` is the :class:`~eqbench.inputs.InputStructure` as a dict (``None`` when the
     check was given a concrete input value) and ``item`` the index within that batch;
     ``params`` the element's parameters (``group.element`` input) as Python lists, with their
     dtypes in ``param_dtypes``. ``rel_error`` and ``abs_error`` are what ``reproduce`` (a
-    Python snippet using the public eqbench API) prints for this single input and element.
-    ``source`` is ``"random"`` or ``"search"``; ``output`` names the worst output leaf.
+    Python snippet using the public eqbench API) and the saved script print for this single
+    input and element. ``source`` is ``"random"`` or ``"search"``; ``output`` names the worst
+    output leaf; ``input_text`` and ``element_text`` describe the input (coordinates when small)
+    and the element (rotation angle and axis, translation, permutation) for the console;
+    ``replay`` holds the tensors and objects a standalone script needs.
     """
 
     structure: dict[str, Any] | None
@@ -118,6 +140,18 @@ class Counterexample:
     source: str
     reproduce: str = ""
     failure: str = ""
+    input_text: str = ""
+    element_text: str = ""
+    replay: Replay | None = field(default=None, repr=False, compare=False)
+
+    def lines(self, title: str) -> list[str]:
+        """The console description: ``title``, the output and error, then the input and the element."""
+        error = f"model failed: {self.failure}" if self.failure else f"relative error {self.rel_error:.3g}"
+        return [
+            f"  {title} ({self.source}): output {self.output or '<value>'}, {error} (this input and element alone)",
+            f"    input: {self.input_text or (self.structure if self.structure is not None else f'item {self.item}')}",
+            f"    element: {self.element_text or self.params}",
+        ]
 
 
 @dataclass
@@ -161,7 +195,13 @@ class IllPosed:
 
 @dataclass
 class CheckResult:
-    """The outcome of :func:`~eqbench.check.check_equivariance` (see the field names)."""
+    """The outcome of :func:`~eqbench.check.check_equivariance` (see the field names).
+
+    ``counterexample`` is the simplest failure (the search's shrunk example, else the worst
+    random one); ``worst_example`` the replayed candidate with the largest error, which the
+    console shows and :func:`~eqbench.check.scripts.save_counterexample` saves; ``script``
+    the path of a saved script, once there is one.
+    """
 
     model: str
     group: str
@@ -189,6 +229,8 @@ class CheckResult:
     search_examples: int = 0
     #: True when the random phase tried every element of a finite group on every input.
     exhaustive: bool = False
+    worst_example: Counterexample | None = None
+    script: str = ""
 
     @property
     def matches_expected(self) -> bool | None:
@@ -255,16 +297,27 @@ class CheckResult:
             lines.append("  " + self.ill_posed.describe())
         if self.message:
             lines.append("  " + self.message.replace("\n", "\n  "))
-        if self.counterexample is not None and self.verdict is not Verdict.EXACT:
-            c = self.counterexample
-            lines.append(
-                f"  counterexample ({c.source}): output {c.output or '<value>'}, relative error "
-                f"{c.rel_error:.3g}, input {c.structure if c.structure is not None else f'item {c.item}'}, "
-                f"element {c.params}"
-            )
-            if c.reproduce:
-                lines.append("  reproduce with:\n    " + c.reproduce.replace("\n", "\n    "))
+        shown = self.worst_example or self.counterexample
+        if shown is not None and self.verdict is not Verdict.EXACT:
+            lines += shown.lines("counterexample")
+            simplest = self.counterexample
+            if simplest is not None and simplest is not shown and simplest.rel_error != shown.rel_error:
+                lines.append(
+                    f"  simplest failing example ({simplest.source}): relative error {simplest.rel_error:.3g}, "
+                    f"input {simplest.input_text or simplest.structure}"
+                )
+            lines.append("  reproduce with: " + reproduce_hint(self.script, self.model, self.seed))
         return "\n".join(lines)
+
+
+def reproduce_hint(script: str, model: str, seed: int) -> str:
+    """How to rerun the shown counterexample on its own: the saved ``script``, or how to save one."""
+    if script:
+        return f"python {script}"
+    return (
+        f"eqbench check {model} --seed {seed} --save-counterexamples DIR (a registered model), or "
+        "eqbench.check.save_counterexample(result, DIR, model=model) in Python: writes a standalone script"
+    )
 
 
 def json_safe(value: Any) -> Any:

@@ -52,19 +52,28 @@ def load_models(plugins: Sequence[str]) -> list[ModelEntry]:
         raise UsageError(str(error)) from error
 
 
-def int_at_least(minimum: int, word: str) -> Callable[[str], int]:
-    """An argparse ``type`` for integers ``>= minimum``; ``word`` names the range in its error ("positive")."""
+#: The largest seed: seeds reach numpy's and hypothesis's generators, which take 32-bit seeds.
+MAX_SEED = 2**32 - 1
+
+
+def int_at_least(minimum: int, word: str, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for integers in ``[minimum, maximum]``; ``word`` names the range in its error ("positive")."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {word} integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a {word} integer, got {value}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f" at most {maximum}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"expected a {word} integer{bound}, got {value}")
         return value
 
     return parse
+
+
+#: ``--seed``: a seed from 0 to :data:`MAX_SEED`.
+SEED = int_at_least(0, "non-negative", MAX_SEED)
 
 
 def write_output(path: Path, text: str, option: str) -> None:

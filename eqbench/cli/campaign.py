@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from eqbench.cli import UsageError, int_at_least, load_models, make_console
+from eqbench.cli.output import STDOUT, emit, output_target, to_stdout
 
 if TYPE_CHECKING:
     from eqbench.campaign.campaigns import CampaignSettings
@@ -45,7 +46,7 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("campaigns", "with any of these, checks fan out over seeds and workers, cached")
     group.add_argument("--seeds", metavar="RANGE", help="seeds to check each model with, e.g. 0-19 or 0,3,5-7 (replaces --seed)")
     add_executor_arguments(group)  # type: ignore[arg-type]
-    group.add_argument("--csv", type=Path, metavar="FILE", help="also write the records as CSV (streamed, atomically)")
+    group.add_argument("--csv", type=output_target, metavar="FILE", help="also write the records as CSV (streamed, atomically; - for stdout)")
 
 
 def campaign_requested(args: argparse.Namespace) -> bool:
@@ -77,10 +78,17 @@ class CheckView:
 def check_campaign(selected: Sequence[ModelEntry], args: argparse.Namespace) -> tuple[list[ModelEntry], list[CheckView]]:
     """Run ``eqbench check``'s models x seeds as a campaign; returns one (entry, result) row per check, model-major."""
     from eqbench.campaign.campaigns import run_checks, summary
+    from eqbench.campaign.output import records_csv
 
     seeds = _seeds(args.seeds) if args.seeds is not None else [args.seed]
     with _interpreted_errors():
-        outcomes = run_checks(selected, seeds, settings_from(args), examples=args.examples, json_path=args.json, csv_path=args.csv)
+        outcomes = run_checks(
+            selected, seeds, settings_from(args), examples=args.examples,
+            json_path=None if to_stdout(args.json) else args.json,  # stdout gets the final JSON only (eqbench.cli.check)
+            csv_path=None if to_stdout(args.csv) else args.csv,
+        )
+    if to_stdout(args.csv):
+        emit(STDOUT, records_csv([outcome.record for outcome in outcomes]), "--csv")
     make_console(stderr=True).print(summary(outcomes), highlight=False)
     rows = [entry for entry in selected for _ in seeds]
     return rows, [CheckView(outcome) for outcome in outcomes]

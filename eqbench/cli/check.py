@@ -3,12 +3,17 @@
     eqbench check                              # the default suite (builtin + entry points)
     eqbench check distance-mlp chiral-o3       # named models
     eqbench check --group SO3 --seed 3         # models checked under SO(3) or a product with it
-    eqbench check --plugin my_models.py        # the models a user's file registers
-    eqbench check --json results.json          # also write one JSON record per model
+    eqbench check --plugin my_models.py        # only the models a user's file registers
+    eqbench check --json results.json          # also write the records as JSON (``-``: stdout)
+    eqbench check --save-counterexamples cx/   # a standalone script per verdict that is not exact
     eqbench check --seeds 0-19 --executor process --workers 2   # model x seed campaign, cached (eqbench.cli.campaign)
 
-Which models: the named ones; else, with ``--plugin``, the plugins' models; else the suite
+Which models: the named ones; else, with ``--plugin``, only the plugins' models; else the suite
 given by ``--suite`` (default: ``default``). ``--group`` and ``--suite`` filter any of these.
+Output files are checked before any model runs (:mod:`eqbench.cli.output`); ``--json -``
+writes the JSON to stdout and the table to stderr. ``-q`` prints only the mismatches and the
+summary, ``-v`` every result in full. ``--threads`` sets torch's intra-op threads
+(:mod:`eqbench.cli.threads`: by default the free CPUs, at most 4).
 Exit status: 0 when every verdict meets its expectation, 1 when any does not, 2 on a usage
 error (unknown model, group or plugin, bad arguments), reported on one line. A model that
 fails in any way gets its own ``error`` line; the others are still checked. Ctrl-C stops
@@ -22,14 +27,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from eqbench.cli import (
+    SEED,
     UsageError,
     add_plugin_argument,
     int_at_least,
     load_models,
     make_console,
-    write_output,
 )
 from eqbench.cli.campaign import add_campaign_arguments, campaign_requested, check_campaign
+from eqbench.cli.output import emit, output_folder, output_target, to_stdout
+from eqbench.provenance import run_header
+from eqbench.cli.threads import add_threads_argument, apply_threads
+
+#: The most hypothesis search examples per model ``--examples`` takes.
+MAX_EXAMPLES = 100_000
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -49,11 +60,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--group", help="only models checked under this group or a product with it (e.g. SO3, 'S_n')")
     parser.add_argument("--suite", help="run this suite instead of 'default' (filters named models too)")
     add_plugin_argument(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of inputs, group elements and model weights (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of inputs, group elements and model weights (default 0)")
     parser.add_argument(
-        "--examples", type=int_at_least(0, "non-negative"), metavar="N", help="hypothesis search examples per model (default: per model)"
+        "--examples",
+        type=int_at_least(0, "non-negative", MAX_EXAMPLES),
+        metavar="N",
+        help="hypothesis search examples per model (default: per model)",
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write a JSON list of result records to FILE (atomically)")
+    parser.add_argument(
+        "--json", type=output_target, metavar="FILE", help="write the records as JSON to FILE (atomically; - for stdout)"
+    )
+    parser.add_argument(
+        "--save-counterexamples",
+        type=output_folder,
+        metavar="DIR",
+        help="write DIR/<model>-<group>.py (+ .pt) for every verdict that is not exact: a standalone script that reproduces it",
+    )
+    add_threads_argument(parser)
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="print every result in full, not only the mismatches")
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print only the mismatches and the summary")
     add_campaign_arguments(parser)
 
 
@@ -61,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     plugin_entries = load_models(args.plugin)
-    selected = select_entries(args.models, suite=args.suite, group=args.group, plugin_entries=plugin_entries or None)
+    selected = select_entries(args.models, suite=args.suite, group=args.group, plugin_entries=plugin_entries if args.plugin else None)
+    apply_threads(args.threads)
     if campaign_requested(args):  # model x seed checks through eqbench.campaign: executors, cache, streamed records
         try:
             selected, results = check_campaign(selected, args)
@@ -72,10 +99,14 @@ def run(args: argparse.Namespace) -> int:
         results = check_entries(selected, seed=args.seed, examples=args.examples)
     interrupted = len(results) < len(selected)
     selected = selected[: len(results)]
-    console = make_console()
-    console.print(results_table(selected, results))
+    if args.save_counterexamples is not None:
+        save_scripts(args.save_counterexamples, selected, results)
+    console = make_console(stderr=to_stdout(args.json))
+    if not args.quiet:
+        console.print(results_table(selected, results))
     mismatches = [(e, r) for e, r in zip(selected, results) if not e.matches(r.verdict)]
-    for entry, result in mismatches:
+    shown = list(zip(selected, results)) if args.verbose else mismatches
+    for entry, result in shown:
         console.rule(Text(f"{entry.name}: verdict {str(result.verdict)}, expected {entry.expected}"))
         console.print(str(result), markup=False, highlight=False)
     if args.json is not None:
@@ -92,6 +123,17 @@ def run(args: argparse.Namespace) -> int:
 INTERRUPTED = 130
 
 
+def save_scripts(directory: Path, selected: Sequence[ModelEntry], results: Sequence[EntryResult]) -> list[Path]:
+    """:func:`~eqbench.check.scripts.save_counterexample` for every result whose verdict is not ``exact`` (and not ``error``)."""
+    from eqbench.check.scripts import save_counterexample
+
+    return [
+        save_counterexample(result, directory, entry=entry)
+        for entry, result in zip(selected, results)
+        if str(result.verdict) not in ("exact", "error")
+    ]
+
+
 def select_entries(
     names: Sequence[str],
     *,
@@ -105,7 +147,9 @@ def select_entries(
     try:
         if names:
             chosen = [registry.get_entry(name) for name in dict.fromkeys(names)]
-        elif plugin_entries:
+        elif plugin_entries is not None:
+            if not plugin_entries:
+                raise UsageError("the --plugin file(s) or module(s) registered no model (see register_model)")
             chosen = sorted(plugin_entries, key=lambda e: e.name)
         else:
             chosen = registry.entries(suite=suite or registry.DEFAULT_SUITE)
@@ -161,7 +205,8 @@ def results_table(selected: Sequence[ModelEntry], results: Sequence[EntryResult]
     several_seeds = len({result.seed for result in results}) > 1
     for column in ("model", "seed" if several_seeds else "", "group", "verdict", "expected", "max rel error", "noise floor", "seconds"):
         if column:
-            table.add_column(column, justify="right" if column in ("seed", "max rel error", "noise floor", "seconds") else "left")
+            numeric = column in ("seed", "max rel error", "noise floor", "seconds")
+            table.add_column(column, justify="right" if numeric else "left", no_wrap=column in ("model", "verdict"))
     for entry, result in zip(selected, results):
         style = "green" if entry.matches(result.verdict) else "bold red"
         table.add_row(
@@ -177,11 +222,11 @@ def results_table(selected: Sequence[ModelEntry], results: Sequence[EntryResult]
     return table
 
 
-def write_records(path: Path, records: list[dict]) -> None:
-    """Write ``records`` as an indented JSON list, atomically (temporary file, then ``os.replace``)."""
+def write_records(target: str | Path, records: list[dict]) -> None:
+    """Write ``records`` under the run header (:mod:`eqbench.cli.output`) as indented JSON, to stdout or a file atomically."""
     from eqbench.check.result import RECORD_FIELDS
 
     missing = [f for f in RECORD_FIELDS if any(f not in r for r in records)]
     if missing:
         raise RuntimeError(f"check records lack the field(s) {missing}")
-    write_output(path, json.dumps(records, indent=2) + "\n", "--json")
+    emit(target, json.dumps({**run_header(), "records": records}, indent=2) + "\n", "--json")

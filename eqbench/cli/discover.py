@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import math
 
-from eqbench.cli import UsageError, make_console
+from eqbench.cli import SEED, UsageError, int_at_least, make_console
+
+POSITIVE = int_at_least(1, "positive")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,11 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="learn a hidden rotation's generator with L-conv (symmetry discovery)",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and the initial generator (default 0)")
-    parser.add_argument("--steps", type=int, default=400, help="Adam steps (default 400)")
-    parser.add_argument("--size", type=int, default=7, help="image side in pixels (default 7)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the data and the initial generator (default 0)")
+    parser.add_argument("--steps", type=POSITIVE, default=400, help="Adam steps (default 400)")
+    parser.add_argument("--size", type=POSITIVE, default=7, help="image side in pixels (default 7)")
     parser.add_argument("--angle", type=float, default=3.0, help="hidden rotation angle in degrees (default 3)")
-    parser.add_argument("--samples", type=int, default=512, help="number of random images (default 512)")
+    parser.add_argument("--samples", type=POSITIVE, default=512, help="number of random images (default 512)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``eqbench``: dispatch to one module per subcommand.
+"""``eqbench`` (also ``python -m eqbench``): dispatch to one module per subcommand.
 
 Each module in :data:`SUBCOMMANDS` exposes ``add_parser(subparsers) -> None`` (adds its
 argparse subparser) and ``run(args) -> int`` (the exit code). Exit codes: 0 success, 1 a

@@ -1,7 +1,13 @@
 """``eqbench sweep``: equivariance error of a Monte-Carlo model against its sample count, with the fitted rate.
 
-    eqbench sweep lieconv-so2-mc --param nbhd --values 4 8 16 32 --points 256
+    eqbench sweep lieconv-so2-mc --param nbhd --values 2 4 8 16 32 --points 128
     eqbench sweep lieconv-se3 --param liftsamples --values 1 2 4 8 --json se3.json --csv se3.csv
+
+Which parameter to sweep: ``nbhd`` (ball samples) where the model samples its neighbourhoods
+(``lieconv-so2-mc`` on clouds of ``--points 128``, whose balls are larger than the counts;
+``lieconv-so2-image-mc`` on its pixels), ``liftsamples`` where the lift is random
+(``lieconv-se2``, ``lieconv-se3``, ``lieconv-se3-molecule-gigp``; odd counts for
+``lieconv-so3``). README.md lists the command for every registered Monte-Carlo model.
 
 For each value ``n`` of the integer model attribute ``--param``, the registered model is run
 with ``n`` samples and independent random draws for ``f(x)`` and ``f(g.x)``; the table lists the
@@ -18,26 +24,31 @@ generator's default structure otherwise), so that sample counts below the neighb
 can be swept. ``--json`` writes the rate, its interval and the table's rows (``samples`` is
 the parameter's value); ``--csv`` the table, its first column named after the parameter.
 
-Exit status: 0 when the error falls (the whole confidence interval of the rate is below 0),
-1 when it does not or the model fails, 2 on usage errors (unknown model, a parameter the model
-does not have, fewer than three distinct positive values, ``--points`` on fixed-size inputs).
+Exit status, as ``eqbench check``'s (0 the expectation met, 1 not met, 2 usage error): the
+expectation of a sweep is that the error falls, so 0 when the whole confidence interval of the
+rate is below 0, 1 when it is not or the model fails, 2 on usage errors (unknown model, a
+parameter the model does not have, fewer than three distinct positive values, ``--points`` on
+fixed-size inputs, an output path that cannot be written), reported on one line before any work.
+``--json -`` / ``--csv -`` write to stdout (the table then goes to stderr); ``-q`` prints only
+the rate line.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from eqbench.cli import (
+    SEED,
     UsageError,
     add_plugin_argument,
     int_at_least,
     load_models,
     make_console,
-    write_output,
 )
+from eqbench.cli.output import emit, output_target, to_stdout
+from eqbench.cli.threads import add_threads_argument, apply_threads
 
 POSITIVE = int_at_least(1, "positive")
 
@@ -62,10 +73,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=POSITIVE, default=4, metavar="R", help="independent draws per count (default 4)")
     parser.add_argument("--inputs", type=POSITIVE, default=4, metavar="N", help="inputs per count (default 4)")
     parser.add_argument("--elements", type=POSITIVE, default=8, metavar="N", help="group elements per input (default 8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights, inputs, elements and draws (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of weights, inputs, elements and draws (default 0)")
     add_plugin_argument(parser)
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the rate and the table as JSON to FILE (atomically)")
-    parser.add_argument("--csv", type=Path, metavar="FILE", help="write the table as CSV to FILE (atomically)")
+    parser.add_argument("--json", type=output_target, metavar="FILE", help="write the rate and the table as JSON to FILE (atomically; - for stdout)")
+    parser.add_argument("--csv", type=output_target, metavar="FILE", help="write the table as CSV to FILE (atomically; - for stdout)")
+    add_threads_argument(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the fitted rate")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,24 +95,29 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--values needs at least {MIN_VALUES} distinct sample counts for a rate with a confidence interval, got {args.values}")
     if args.repeats < 2:
         raise UsageError(f"--repeats must be at least 2 (the spread needs two draws), got {args.repeats}")
+    if to_stdout(args.json) and to_stdout(args.csv):
+        raise UsageError("--json - and --csv - cannot both write to stdout")
+    apply_threads(args.threads)
     model = sweep_target(entry, build_model(entry, args.seed), args.param)
     inputs = sweep_inputs(entry, args.points, args.seed, args.inputs)
-    console = make_console()
-    console.print(
-        f"{entry.name}: error versus {args.param} in {values}, {args.repeats} independent draws of "
-        f"{args.inputs} inputs x {args.elements} elements each (samples = {args.param})",
-        markup=False, highlight=False,
-    )
+    console = make_console(stderr=to_stdout(args.json) or to_stdout(args.csv))
+    if not args.quiet:
+        console.print(
+            f"{entry.name}: error versus {args.param} in {values}, {args.repeats} independent draws of "
+            f"{args.inputs} inputs x {args.elements} elements each (samples = {args.param})",
+            markup=False, highlight=False,
+        )
     try:
         result = sweep(entry, model, args.param, values, inputs, args)
     except (ModelFailure, ValueError) as error:
         console.print(f"[bold red]{entry.name}: the sweep over {args.param} failed:[/] {error}", highlight=False)
         return 1
-    console.print(result.format(), markup=False, highlight=False)
+    text = result.format()
+    console.print(text.splitlines()[0] if args.quiet else text, markup=False, highlight=False)
     if args.json is not None:
-        write_output(args.json, json.dumps(sweep_record(result, args.param), indent=2) + "\n", "--json")
+        emit(args.json, json.dumps(sweep_record(result, args.param), indent=2) + "\n", "--json")
     if args.csv is not None:
-        write_output(args.csv, result.table.rename(columns={"samples": args.param}).to_csv(index=False), "--csv")
+        emit(args.csv, result.table.rename(columns={"samples": args.param}).to_csv(index=False), "--csv")
     if result.rate_high < 0:
         return 0
     console.print(f"[bold red]the error does not fall with {args.param}: the 95% interval of the rate reaches {result.rate_high:.3f}[/]")

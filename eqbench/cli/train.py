@@ -13,7 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from eqbench.cli import UsageError, add_plugin_argument, load_models
+from eqbench.cli import SEED, UsageError, add_plugin_argument, int_at_least, load_models
+
+POSITIVE = int_at_least(1, "positive")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,15 +27,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("task", help="task name (e.g. digits-rot, digits-rot-scrambled, nbody, rotmnist, qm9-homo)")
     parser.add_argument("--model", required=True, help="model name (e.g. lieconv-so2, lieconv-so2-gigp, lconv, cnn, mlp, fa-gnn, egnn, gnn)")
     parser.add_argument("--preset", default="small", help="hyperparameter preset: paper (published settings) or small (minutes on a CPU); default small")
-    parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    parser.add_argument("--batch-size", type=int, help="override the preset's (global) batch size")
+    parser.add_argument("--epochs", type=POSITIVE, help="override the preset's number of epochs")
+    parser.add_argument("--batch-size", type=POSITIVE, help="override the preset's (global) batch size")
     parser.add_argument("--lr", type=float, help="override the preset's learning rate")
     parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                         help="override a preset entry: data.KEY=VALUE, model.KEY=VALUE or a top-level field (repeatable)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="device (default: CUDA when present)")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is fastest for small models on a busy machine)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--threads", type=POSITIVE, help="CPU threads for torch (default: torch's choice; 1 is fastest for small models on a busy machine)")
+    parser.add_argument("--seed", type=SEED, default=0, help="training seed (default 0)")
     parser.add_argument("--out", type=Path, default=Path("runs/training"), help="results folder (default runs/training)")
     parser.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: the run's results folder)")
     parser.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plugin:
         load_models(args.plugin)
     try:
-        get_task(args.task)
+        task = get_task(args.task)
         if args.model not in trainable_models(args.task):
             raise UsageError(f"model {args.model!r} is not trainable on {args.task!r}; trainable there: {', '.join(trainable_models(args.task))}")
         preset = with_overrides(
@@ -66,11 +68,10 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr,
             amp=False if args.no_amp else None,
         )
+        task.validate_options(preset.data)
     except (KeyError, ValueError) as error:
         raise UsageError(str(error).strip("'\"")) from error
     if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     config = TrainConfig(
         task=args.task, model=args.model, preset=preset, seed=args.seed, device=args.device, out=args.out,

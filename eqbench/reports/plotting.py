@@ -1,27 +1,28 @@
-"""Matplotlib on the non-interactive Agg backend, and atomic PNG writes."""
+"""Figures drawn on their own Agg canvas, and atomic PNG writes.
+
+The figures are :class:`matplotlib.figure.Figure` objects made directly, not through
+``pyplot``: they need no backend, so importing or using :mod:`eqbench.reports` never changes
+the caller's matplotlib backend (``matplotlib.use``) or its pyplot figure list.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.figure import Figure  # noqa: E402
-
-from eqbench.reports.files import write_atomic  # noqa: E402
+from eqbench.reports.files import write_atomic
 
 
 def new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list]:
-    """A figure with ``ncols`` side-by-side axes (always returned as a list)."""
-    figure, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
+    """A figure on an Agg canvas with ``ncols`` side-by-side axes (always returned as a list)."""
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, ncols, squeeze=False)
     return figure, list(axes[0])
 
 
 def save_png(figure: Figure, path: Path) -> Path:
-    """Save ``figure`` as PNG at ``path`` atomically and close it."""
-    try:
-        figure.tight_layout()
-        return write_atomic(path, lambda stream: figure.savefig(stream, format="png", dpi=110))
-    finally:
-        plt.close(figure)
+    """Save ``figure`` as PNG at ``path`` atomically."""
+    figure.tight_layout()
+    return write_atomic(path, lambda stream: figure.savefig(stream, format="png", dpi=110))

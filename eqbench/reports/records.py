@@ -1,6 +1,9 @@
 """Readers for the result files that reports are built from.
 
-* check records: the JSON list written by ``eqbench check --json FILE``; each record has at
+* check records: the JSON written by ``eqbench check --json FILE``, an object whose
+  ``records`` list holds them under a run header (``eqbench_version``, ``torch_version``,
+  ``git_commit``, ``machine``, ``created``; :mod:`eqbench.cli.output`), or a plain list of
+  records (files of earlier versions); each record has at
   least ``model, group, verdict, expected, max_rel_error, mean_rel_error, noise_floor,
   n_elements, seed`` (``seconds`` and ``tolerance`` are used when present);
 * training rows: CSV, JSON (a list of objects) or JSON-lines files under a folder, as the
@@ -34,8 +37,10 @@ def load_check_records(paths: Sequence[Path | str]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for path in map(Path, paths):
         records = read_json(path)
+        if isinstance(records, dict) and "records" in records:
+            records = records["records"]
         if not isinstance(records, list):
-            raise ReportInputError(f"{path}: expected a JSON list of check records, got {type(records).__name__}")
+            raise ReportInputError(f"{path}: expected check records (an object with a 'records' list, or a list), got {type(records).__name__}")
         for index, record in enumerate(records):
             rows.append(_validated_check_record(path, index, record))
     if not rows:

@@ -24,6 +24,7 @@ Presets are plain values: :func:`with_overrides` applies ``--epochs``, ``--optio
 from __future__ import annotations
 
 import ast
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -36,6 +37,9 @@ class Preset:
     ``batch_size`` is the global batch (split over processes under torchrun); ``warmup`` is the
     fraction of steps with a linear warm-up before the cosine decay; ``data`` goes to
     :meth:`eqbench.tasks.registry.Task.build` and ``model`` to the model builder.
+    ``overrides`` lists the ``KEY=VALUE`` changes :func:`with_overrides` made to the named
+    preset (``data.KEY`` / ``model.KEY`` for nested entries), in key order; :meth:`run_suffix`
+    turns them into the part of the run folder's name that tells such runs apart.
     """
 
     name: str
@@ -49,6 +53,7 @@ class Preset:
     data: Mapping[str, Any] = field(default_factory=dict)
     model: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    overrides: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
@@ -57,19 +62,36 @@ class Preset:
             raise ValueError(f"preset {self.name!r}: need lr > 0, weight_decay >= 0 and 0 <= warmup < 1")
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-friendly form (nested mappings as dicts)."""
-        return {f.name: dict(getattr(self, f.name)) if f.name in ("data", "model") else getattr(self, f.name) for f in fields(self)}
+        """Plain JSON-friendly form (nested mappings as dicts; ``overrides`` left out: the values already show them)."""
+        return {
+            f.name: dict(getattr(self, f.name)) if f.name in ("data", "model") else getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "overrides"
+        }
+
+    def run_suffix(self) -> str:
+        """``""`` for the named preset as it is; else ``-epochsN`` when the epochs changed and ``-o<hash>``
+        (8 hex digits of SHA-1 over :attr:`overrides`) when anything else did, so that a 1-epoch smoke
+        run and the full run, or runs with different ``--option`` values, get different folders."""
+        epochs = [o for o in self.overrides if o.startswith("epochs=")]
+        others = [o for o in self.overrides if not o.startswith("epochs=")]
+        suffix = f"-epochs{self.epochs}" if epochs else ""
+        if others:
+            suffix += "-o" + hashlib.sha1("\n".join(others).encode()).hexdigest()[:8]
+        return suffix
 
 
 def with_overrides(preset: Preset, options: Iterable[str] = (), **values: Any) -> Preset:
     """``preset`` with top-level ``values`` (``None`` values ignored; ``data`` and ``model`` mappings are merged in) and ``options`` ``"data.KEY=VALUE"`` / ``"model.KEY=VALUE"`` / ``"KEY=VALUE"`` applied.
 
     Values are Python literals (``3``, ``0.1``, ``True``, ``'SO2'``, ``(64, 64)``); anything else is taken as a string.
+    A value must have the type of the entry it replaces (:func:`check_option_type`): ``data.full_files=maybe``
+    is refused where the preset holds ``True``. The changes are recorded in ``overrides``.
     """
     changes: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
     data = {**preset.data, **changes.pop("data", {})}
     model = {**preset.model, **changes.pop("model", {})}
-    top = {f.name for f in fields(Preset)} - {"name", "data", "model"}
+    top = {f.name for f in fields(Preset)} - {"name", "data", "model", "source", "overrides"}
     for option in options:
         key, sep, text = option.partition("=")
         if not sep or not key:
@@ -77,14 +99,49 @@ def with_overrides(preset: Preset, options: Iterable[str] = (), **values: Any) -
         value = _literal(text)
         section, _, name = key.rpartition(".")
         if section == "data":
+            check_option_type(key, value, preset.data.get(name))
             data[name] = value
         elif section == "model":
+            check_option_type(key, value, preset.model.get(name))
             model[name] = value
         elif not section and name in top:
+            check_option_type(key, value, getattr(preset, name))
             changes[name] = value
         else:
             raise ValueError(f"option {key!r}: expected data.KEY, model.KEY or one of {sorted(top)}")
-    return replace(preset, data=data, model=model, **changes)
+    updated = replace(preset, data=data, model=model, **changes)
+    return replace(updated, overrides=_overrides(preset, updated))
+
+
+def check_option_type(key: str, value: Any, current: Any) -> None:
+    """Raise ``ValueError`` when ``value`` cannot replace the preset's ``current`` value (``None``: anything goes).
+
+    A flag takes only ``True`` or ``False``; a number takes a number or a tuple of numbers (a
+    width per layer), not a flag or a word; a string takes a string. A word where a flag or a
+    number belongs (``data.full_files=maybe``, ``model.hidden=big``) is a typo, not a setting.
+    """
+    if current is None:
+        return
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"option {key}={value!r}: expected True or False (the preset has {current!r})")
+    elif isinstance(current, (int, float)):
+        if isinstance(value, (bool, str)) or not isinstance(value, (int, float, tuple, list)):
+            raise ValueError(f"option {key}={value!r}: expected a number (the preset has {current!r})")
+    elif isinstance(current, str) and not isinstance(value, str):
+        raise ValueError(f"option {key}={value!r}: expected a string (the preset has {current!r})")
+
+
+def _overrides(original: Preset, updated: Preset) -> tuple[str, ...]:
+    """``KEY=VALUE`` for every entry of ``updated`` that differs from ``original`` (sorted by key)."""
+    changed = []
+    for f in fields(Preset):
+        if f.name in ("data", "model"):
+            before, after = getattr(original, f.name), getattr(updated, f.name)
+            changed += [f"{f.name}.{k}={after[k]!r}" for k in sorted(after) if k not in before or before[k] != after[k]]
+        elif f.name not in ("name", "source", "overrides") and getattr(original, f.name) != getattr(updated, f.name):
+            changed.append(f"{f.name}={getattr(updated, f.name)!r}")
+    return tuple(sorted(changed))
 
 
 def _literal(text: str) -> Any:

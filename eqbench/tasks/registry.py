@@ -39,6 +39,7 @@ from eqbench.tasks.datafiles import DataFileError
 from eqbench.tasks.datasets import TaskData, TensorDictDataset
 from eqbench.tasks.images import image_variant
 from eqbench.tasks.objectives import Classification, MeanAbsoluteError, MeanSquaredError, Objective
+from eqbench.tasks.presets import check_option_type
 
 DataBuilder = Callable[[Mapping[str, Any], "Path | None"], TaskData]
 
@@ -61,12 +62,19 @@ class Task:
     baseline_name: str
     source_env: str | None = None
 
-    def build(self, options: Mapping[str, Any] | None = None, source: Path | str | None = None) -> TaskData:
-        """The task's data with ``options`` over :attr:`defaults`; ``source`` (or ``$source_env``) for user data."""
+    def validate_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``options`` as a dict; ``ValueError`` for a key the task does not take, or a value of another type than its default's."""
         options = dict(options or {})
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             raise ValueError(f"unknown data option(s) {unknown} for task {self.name!r}; known: {sorted(self.defaults)}")
+        for key, value in options.items():
+            check_option_type(f"data.{key}", value, self.defaults[key])
+        return options
+
+    def build(self, options: Mapping[str, Any] | None = None, source: Path | str | None = None) -> TaskData:
+        """The task's data with ``options`` over :attr:`defaults`; ``source`` (or ``$source_env``) for user data."""
+        options = self.validate_options(options)
         if self.source_env is not None:
             source = source or os.environ.get(self.source_env)
             if not source:

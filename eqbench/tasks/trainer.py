@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +67,7 @@ class TrainConfig:
 
     @property
     def run_name(self) -> str:
-        return f"{self.model}-{self.preset.name}-seed{self.seed}"
+        return f"{self.model}-{self.preset.name}-seed{self.seed}{self.preset.run_suffix()}"
 
     @property
     def run_dir(self) -> Path:
@@ -286,7 +286,8 @@ class _Run:
             raise FileExistsError(f"{path} exists: pass --resume to continue that run, or choose another --out")
         state = load_checkpoint(path)
         if state["identity"] != self.config.identity():
-            raise CheckpointError(f"{path}: checkpoint of a different run ({state['identity']}), not {self.config.identity()}")
+            differences = "; ".join(differing_keys(state["identity"], self.config.identity()))
+            raise CheckpointError(f"{path}: checkpoint of a different run ({differences})")
         if state["world_size"] != self.runtime.world_size:
             raise CheckpointError(f"{path}: written by {state['world_size']} process(es), resumed by {self.runtime.world_size}; resume with the same layout")
         self.model.load_state_dict(state["model"])
@@ -302,6 +303,18 @@ class _Run:
             return
         shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("train_", "valid_", "test_")))
         print(f"[{self.config.task} {self.config.model}] epoch {row['epoch']}/{self.config.preset.epochs} {shown} ({row['seconds_per_epoch']:.1f} s)", file=sys.stderr, flush=True)
+
+
+def differing_keys(saved: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``"key: checkpoint A, this run B"`` for each (dotted, nested) key whose value differs between two run identities."""
+    lines = []
+    for key in sorted(set(saved) | set(wanted), key=str):
+        before, after = saved.get(key, "<absent>"), wanted.get(key, "<absent>")
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            lines += differing_keys(before, after, f"{prefix}{key}.")
+        elif before != after:
+            lines.append(f"{prefix}{key}: checkpoint {before!r}, this run {after!r}")
+    return lines
 
 
 def _warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
