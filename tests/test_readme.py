@@ -5,6 +5,10 @@ a new README command needs a rule here):
 
 * a ``python`` block preceded by ``<!-- readme-test: file NAME -->`` is a file the user saves: it is
   written to a scratch folder before anything runs; any other ``python`` block runs as a script there;
+* a ``bash`` block preceded by ``<!-- readme-test: in order -->`` reads earlier commands' output: each
+  of its commands runs after the ones above it; a trailing ``\`` continues a command on the next line;
+* a plain block whose lines start with ``$ eqbench`` shows a command and its output: the command runs and
+  must exit 0 (its figures are Monte-Carlo estimates, so the output itself is not compared);
 * the ``json`` block showing the ``eqbench check --json`` layout must name the header fields
   :func:`eqbench.provenance.run_header` writes and parse as JSON;
 * every line of a ``bash`` block is a command, run with ``bash -c`` in the scratch folder (the repository on
@@ -15,6 +19,13 @@ a new README command needs a rule here):
 * the install and test commands are what CI runs (``.ci/run`` has them verbatim); other ``pip install``
   commands need the network, so their arguments are checked with pip's own parser; the QM9 command needs
   the optional ``qm9pack`` package and is skipped (with that reason) where it is not installed;
+* the cluster commands (``ray start``, ``ray get-auth-token``, ``export RAY_AUTH_TOKEN``, and eqbench
+  commands with ``--address A:6379``) need a second machine: the ``ray`` subcommands must exist (their
+  ``--help`` runs) and the eqbench commands must parse with eqbench's own parser;
+* ``eqbench bench`` commands and reports of ``~/.local/share/eqbench/benchmarks`` record and read asv history
+  of real commits: ``tests/test_bench.py`` runs them on two commits of a fresh clone (slow), and this test
+  checks that it covers each of them; ``eqbench report --out reports/example`` runs in a scratch copy of the
+  committed example inputs (``reports/inputs``, ``reports/training``), so the tracked report is untouched;
 * ``python -m suites.X`` commands run in their ``--quick`` mode (as README.md says) in the benchmark smoke
   tests (``test_benchmarks_smoke.py``, ``test_lieconv_benchmark_smoke.py``, ``test_fa_ratios.py``); this test
   checks that one covers each of them rather than running them twice.
@@ -26,6 +37,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -38,10 +50,12 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 CI_SCRIPT = ROOT / ".ci" / "run"
 FILE_MARK = re.compile(r"<!-- readme-test: file (\S+) -->\s*$")
+ORDER_MARK = "<!-- readme-test: in order -->"
+CLUSTER_ADDRESS = "A:6379"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 ROTMNIST_PLACEHOLDER = "PATH/TO/mnist_rotation_new"
 #: Commands slower than a few seconds (training, sweeps, asv) run only with the ``slow`` tests (CI runs them).
-SLOW = ("eqbench train", "torchrun", "eqbench sweep", "asv run")
+SLOW = ("eqbench train", "torchrun", "eqbench sweep", "asv run", "--seeds", "eqbench campaign", "--out reports/example", "eqbench check --seed 0")
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,7 @@ class Block:
     text: str
     file_name: str | None
     line: int
+    in_order: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,19 +85,31 @@ def readme_blocks(text: str) -> list[Block]:
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         marker = FILE_MARK.search(before)
         line = text.count("\n", 0, match.start()) + 1
-        blocks.append(Block(match.group(1), match.group(2), marker.group(1) if marker else None, line))
+        blocks.append(Block(match.group(1), match.group(2), marker.group(1) if marker else None, line, before.strip() == ORDER_MARK))
     return blocks
 
 
 def readme_commands(blocks: list[Block]) -> list[Command]:
     commands = []
     for index, block in enumerate(blocks):
-        if block.language != "bash":
+        shown = block.language == "" and any(line.startswith("$ eqbench") for line in block.text.splitlines())
+        if block.language != "bash" and not shown:
             continue
+        pending, first = "", 0
         for offset, raw in enumerate(block.text.splitlines(), start=1):
+            if shown:
+                if raw.startswith("$ "):
+                    commands.append(Command(raw[2:].strip(), "", index, block.line + offset))
+                continue
             command, _, comment = raw.partition("  #")
+            if not pending:
+                first = offset
+            if command.rstrip().endswith("\\"):
+                pending += command.rstrip()[:-1] + " "
+                continue
+            command, pending = pending + command.strip(), ""
             if command.strip():
-                commands.append(Command(command.strip(), comment.strip(), index, block.line + offset))
+                commands.append(Command(" ".join(command.split()), comment.strip(), index, block.line + first))
     return commands
 
 
@@ -154,6 +181,30 @@ def check_pip_arguments(command: str) -> None:
     assert requirements or options.editables, command
 
 
+def check_cluster_command(text: str) -> None:
+    """A command of the cluster example: ``ray`` subcommands exist, eqbench commands parse (module docstring)."""
+    if text.startswith("export RAY_AUTH_TOKEN="):
+        return
+    if text.startswith("ray "):
+        subcommand = text.split()[1]
+        done = run_shell(f"ray {subcommand} --help", ROOT)
+        assert done.returncode == 0, f"ray has no subcommand {subcommand!r}: {done.stderr[-2000:]}"
+        return
+    from eqbench.cli.main import build_parser
+
+    arguments = shlex.split(text)
+    assert arguments[0] == "eqbench", text
+    parsed = build_parser().parse_args(arguments[1:])
+    assert parsed.address == CLUSTER_ADDRESS, text
+
+
+def covered_by_bench_test(text: str) -> bool:
+    """Whether ``tests/test_bench.py`` runs each eqbench subcommand of ``text`` (record, compare, report of the history)."""
+    source = (Path(__file__).parent / "test_bench.py").read_text()
+    wanted = {"record": '"record"', "compare": '"compare"', "--asv-results": '"--asv-results"'}
+    return all(quoted in source for word, quoted in wanted.items() if word in text)
+
+
 def run_command(command: Command, scratch: Path) -> None:
     """Run one README command by the module docstring's rules."""
     text = command.text
@@ -172,11 +223,21 @@ def run_command(command: Command, scratch: Path) -> None:
         for part in text.split(" && "):
             check_pip_arguments(part)
         return
+    if CLUSTER_ADDRESS in text or text.startswith(("ray ", "export RAY_AUTH_TOKEN")):
+        check_cluster_command(text)
+        return
+    if text.startswith("eqbench bench") or " eqbench bench " in text or "~/.local/share/eqbench/benchmarks" in text:
+        assert covered_by_bench_test(text), f"tests/test_bench.py does not run {text!r}"
+        return
     if text.startswith("python -m suites."):
         module = text.split()[2]
         assert quick_smoke_tests(module), f"no test under tests/ runs {module} --quick"
         return
     env = environment()
+    env["XDG_CACHE_HOME"] = str(scratch / "user-cache")  # campaigns cache under the user's cache folder
+    if text.startswith("eqbench report --out reports/example"):
+        for part in ("inputs", "training"):
+            shutil.copytree(ROOT / "reports" / part, scratch / "reports" / part)
     if text.startswith(("eqbench train", "torchrun")) or " eqbench train " in text:
         text = text.replace(ROTMNIST_PLACEHOLDER, str(write_amat_folder(scratch / "amat")))
         extra = smoke_settings() + ["--out", str(scratch / "runs"), "--quiet"]
@@ -209,7 +270,7 @@ def command_parameters() -> list:
 def test_readme_command_runs_as_written(command: Command, scratch: Path) -> None:
     """Each README command, after the earlier commands of its block (a later one may use their output)."""
     for earlier in COMMANDS:
-        if earlier.block == command.block and earlier.line < command.line and "cx/" in command.text:
+        if earlier.block == command.block and earlier.line < command.line and ("cx/" in command.text or BLOCKS[command.block].in_order):
             run_command(earlier, scratch)
     run_command(command, scratch)
 
