@@ -24,8 +24,9 @@ a new README command needs a rule here):
   ``--help`` runs) and the eqbench commands must parse with eqbench's own parser;
 * ``eqbench bench`` commands and reports of ``~/.local/share/eqbench/benchmarks`` record and read asv history
   of real commits: ``tests/test_bench.py`` runs them on two commits of a fresh clone (slow), and this test
-  checks that it covers each of them; ``eqbench report --out reports/example`` runs in a scratch copy of the
-  committed example inputs (``reports/inputs``, ``reports/training``), so the tracked report is untouched;
+  checks that it covers each of them; ``eqbench report --out reports/example`` runs in a scratch
+  clone of the repository (the history's commits must be in it) holding this checkout's example inputs
+  (``reports/inputs``, ``reports/training``), so the tracked report is untouched;
 * ``python -m suites.X`` commands run in their ``--quick`` mode (as README.md says) in the benchmark smoke
   tests (``test_benchmarks_smoke.py``, ``test_lieconv_benchmark_smoke.py``, ``test_fa_ratios.py``); this test
   checks that one covers each of them rather than running them twice.
@@ -235,9 +236,13 @@ def run_command(command: Command, scratch: Path) -> None:
         return
     env = environment()
     env["XDG_CACHE_HOME"] = str(scratch / "user-cache")  # campaigns cache under the user's cache folder
-    if text.startswith("eqbench report --out reports/example"):
-        for part in ("inputs", "training"):
-            shutil.copytree(ROOT / "reports" / part, scratch / "reports" / part)
+    if text.startswith("eqbench report --out reports/example"):  # in a clone: the history's commits, the tracked report untouched
+        clone = scratch / "clone"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, capture_output=True, timeout=300)
+        for part in ("inputs", "training"):  # the example inputs as this checkout has them
+            shutil.rmtree(clone / "reports" / part, ignore_errors=True)
+            shutil.copytree(ROOT / "reports" / part, clone / "reports" / part)
+        scratch = clone
     if text.startswith(("eqbench train", "torchrun")) or " eqbench train " in text:
         text = text.replace(ROTMNIST_PLACEHOLDER, str(write_amat_folder(scratch / "amat")))
         extra = smoke_settings() + ["--out", str(scratch / "runs"), "--quiet"]
