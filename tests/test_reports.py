@@ -166,12 +166,12 @@ def test_training_summary_means_over_seeds_and_final_epochs(training_dir):
 def test_training_reports_written(training_dir, tmp_path):
     out = tmp_path / "reports"
     names = {p.name for p in build_reports(out, training=training_dir)}
-    assert {"training.md", "training.csv", "training_runs.csv", "training_digits.png", "training_nbody.png",
+    assert {"training.md", "training.csv", "training_runs.csv", "training_comparisons.csv", "training_digits.png", "training_nbody.png",
             "training_nbody_curves.png"} == names
     markdown = (out / "training.md").read_text()
     assert "## digits" in markdown and "## nbody" in markdown
     assert "0.85 +- 0.07071" in markdown
-    for name in names - {"training.md", "training.csv", "training_runs.csv"}:
+    for name in names - {"training.md", "training.csv", "training_runs.csv", "training_comparisons.csv"}:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
 

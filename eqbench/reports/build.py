@@ -3,7 +3,7 @@
 | input | files written under ``out`` |
 |---|---|
 | ``eqbench check --json`` files | ``checks.md`` (per model, over seeds), ``checks.csv`` (every record), ``checks.png`` |
-| training result folder | ``training.md``, ``training.csv`` (per task/model/preset/device), ``training_runs.csv``, ``training_<task>[_curves].png`` |
+| training result folder | ``training.md``, ``training.csv`` (per task/model/preset/configuration/device), ``training_runs.csv``, ``training_comparisons.csv``, ``training_equivariance.{csv,png}``, ``training_<task>[_curves].png`` (:func:`~eqbench.reports.training.write_training_reports`) |
 | asv results folder | ``benchmarks.md``, ``benchmarks.html`` (self-contained), ``benchmarks.csv`` |
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pandas as pd
 from eqbench.reports.asv_results import asv_html, asv_markdown, latest_comparison, load_asv_results
 from eqbench.reports.checks import check_markdown, check_summary, plot_check_errors
 from eqbench.reports.files import write_text_atomic
-from eqbench.reports.records import load_check_records, load_training_rows
+from eqbench.reports.records import load_check_records
 from eqbench.reports.tables import write_csv
-from eqbench.reports.training import epoch_history, final_results, plot_training, training_markdown, training_summary
+from eqbench.reports.training import write_training_reports
 
 
 def build_reports(
@@ -53,16 +53,7 @@ def build_check_reports(paths: Sequence[Path | str], out: Path) -> list[Path]:
 
 
 def build_training_reports(directory: Path | str, out: Path) -> list[Path]:
-    rows = load_training_rows(directory)
-    results = final_results(rows)
-    summary = training_summary(results)
-    history = epoch_history(rows)
-    return [
-        write_text_atomic(out / "training.md", training_markdown(summary)),
-        write_csv(out / "training.csv", summary),
-        write_csv(out / "training_runs.csv", results),
-        *plot_training(results, history, out),
-    ]
+    return write_training_reports(directory, out)
 
 
 def build_asv_reports(results_dir: Path | str, out: Path) -> list[Path]:
