@@ -35,6 +35,7 @@ def runs(tmp_path: Path) -> Path:
         write_run(root, "gnn", seed, gn, tracked=[0.5, 0.1])
     write_run(root / "with-epochs-120", "fa-gnn", 0, 0.010, epochs=120)  # same seed, another configuration
     write_run(root / "with-epochs-120", "egnn", 0, 0.011, epochs=120)
+    write_run(root / "with-data.train-size-100", "fa-gnn", 0, 0.2)  # the preset's epochs, other data: apart too
     (root / "NOTES.md").write_text("## The n-body finding\n\nA hand-written finding.\n")
     return root
 
@@ -43,8 +44,9 @@ def test_runs_of_another_configuration_are_their_own_row_and_flagged(runs):
     summary = training_summary(final_results(load_training_rows(runs))).set_index(["model", "configuration"])
     assert summary.loc[("fa-gnn", "preset"), "runs"] == 3
     assert summary.loc[("fa-gnn", "preset"), "test_mse_mean"] == pytest.approx(0.021)
-    assert summary.loc[("fa-gnn", "epochs=120 (preset 30)"), "runs"] == 1
-    assert summary.loc[("fa-gnn", "epochs=120 (preset 30)"), "test_mse_mean"] == pytest.approx(0.010)
+    longer = summary.loc[("fa-gnn", "with-epochs-120; epochs=120 (preset 30)")]
+    assert longer["runs"] == 1 and longer["test_mse_mean"] == pytest.approx(0.010)
+    assert summary.loc[("fa-gnn", "with-data.train-size-100"), "test_mse_mean"] == pytest.approx(0.2)
     assert configuration(pd.Series({"task": "nbody", "model": "egnn", "preset": "small", "epochs": 30, "lr": 1e-3, "batch_size": 100})) == "preset"
     assert configuration(pd.Series({"task": "nbody", "model": "egnn", "preset": "small", "epochs": 30, "lr": 1e-3, "overrides": "model.hidden=8"})) == "model.hidden=8"
     assert configuration(pd.Series({"task": "x", "model": "y", "preset": "tiny", "epochs": 3})) == "preset"  # no preset known to compare
@@ -57,7 +59,7 @@ def test_paper_pairs_compare_over_seeds_with_an_interval_and_read_the_paper(runs
     assert 0 < fa_egnn["low"] < 0.009 < fa_egnn["high"]
     assert fa_egnn["conclusion"] == "egnn better" and fa_egnn["paper_says"] == "fa-gnn better" and fa_egnn["agreement"] == "opposite"
     assert comparisons.loc[("egnn", "gnn", "preset"), "agreement"] == "agrees"
-    assert comparisons.loc[("fa-gnn", "egnn", "epochs=120 (preset 30)"), "conclusion"] == "too few runs"
+    assert comparisons.loc[("fa-gnn", "egnn", "with-epochs-120; epochs=120 (preset 30)"), "conclusion"] == "too few runs"
     assert paper_ordering(PaperPair("digits", "lconv", "mlp", "test_accuracy", 0.9, None, "")) == "-"
     assert paper_ordering(PaperPair("digits", "a", "b", "test_accuracy", 0.9, 0.95, "")) == "b better"
 
@@ -68,7 +70,7 @@ def test_the_written_report_has_statistics_equivariance_and_notes(runs, tmp_path
     assert {"training.md", "training.csv", "training_comparisons.csv", "training_equivariance.csv", "training_equivariance.png"} <= names
     markdown = (out / "training.md").read_text()
     assert "| fa-gnn vs egnn " in markdown and "egnn better" in markdown and "opposite" in markdown
-    assert "epochs=120 (preset 30)" in markdown and "## Equivariance through training" in markdown
+    assert "with-epochs-120; epochs=120 (preset 30)" in markdown and "## Equivariance through training" in markdown
     assert markdown.rstrip().endswith("A hand-written finding.")
     csv = pd.read_csv(out / "training.csv")
     assert {"preset", "runs", "configuration"} <= set(csv.columns)

@@ -8,8 +8,9 @@ epoch's row. Rows with an ``epoch`` value also draw the learning curves.
 
 Runs are averaged only with runs of the same configuration: ``configuration`` is ``"preset"``
 when the run's epochs, batch size and learning rate are its preset's (and it records no
-``overrides``), else what differs (``"epochs=120 (preset 30)"``), so an overridden run is its
-own row and says so; a run without a final row (still running, or stopped) is ``"unfinished
+``overrides`` and lives in the trainer's default folder ``TASK/MODEL-PRESET-seedN``), else what
+differs (``"with-epochs-90; epochs=90 (preset 30)"``, the first part the run's parent folder),
+so an overridden run is its own row and says so; a run without a final row (still running, or stopped) is ``"unfinished
 (N epochs)"``. Beside the tables, :func:`write_training_reports` writes the papers'
 comparisons with 95% intervals (:mod:`eqbench.reports.paper_pairs`), the equivariance tracked
 through training (:mod:`eqbench.reports.equivariance_tracking`) and, verbatim, a ``NOTES.md``
@@ -282,6 +283,9 @@ def configuration(run: pd.Series) -> str:
     overrides = run.get("overrides")
     if isinstance(overrides, str) and overrides.strip():
         differences.append(overrides.strip())
+    folder = _folder_difference(run)
+    if folder:
+        differences.append(folder)
     try:
         preset = get_preset(str(run.get("task")), str(run.get("model")), str(run.get("preset")))
     except KeyError:  # a preset defined outside eqbench (tests, plugins): nothing to compare with
@@ -291,6 +295,20 @@ def configuration(run: pd.Series) -> str:
         if value is not None and not pd.isna(value) and float(value) != float(getattr(preset, field)):
             differences.append(f"{field}={value:g} (preset {getattr(preset, field):g})")
     return "; ".join(differences) or "preset"
+
+
+def _folder_difference(run: pd.Series) -> str:
+    """What the run's folder says beyond ``TASK/MODEL-PRESET-seedN``: a parent such as the campaign runner's
+    ``with-<overrides>``, or a folder name of another form; empty when the folder is the trainer's default."""
+    folder = run.get("run_folder")
+    if not isinstance(folder, str) or folder in ("", "."):
+        return ""
+    default = f"{run.get('task')}/{run.get('model')}-{run.get('preset')}-seed{run.get('seed')}"
+    if folder == default:
+        return ""
+    if folder.endswith("/" + default):
+        return folder[: -len(default) - 1]
+    return f"folder {folder}" if Path(folder).parent.name == str(run.get("task")) else ""
 
 
 def _with_configuration(history: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
