@@ -277,8 +277,6 @@ def configuration(run: pd.Series) -> str:
     """``"preset"`` when the run's :data:`CONFIG_FIELDS` match its preset's and it records no overrides, else the differences."""
     from eqbench.tasks.presets import get_preset
 
-    if not bool(run.get("finished", True)):  # no final row: only the epochs reached are known (the history's lr is the schedule's)
-        return f"unfinished ({run.get('epochs'):g} epochs)"
     differences = []
     overrides = run.get("overrides")
     if isinstance(overrides, str) and overrides.strip():
@@ -286,6 +284,8 @@ def configuration(run: pd.Series) -> str:
     folder = _folder_difference(run)
     if folder:
         differences.append(folder)
+    if not bool(run.get("finished", True)):  # no final row: only the epochs reached are known (the history's lr is the schedule's)
+        return "; ".join([*differences, f"unfinished ({run.get('epochs'):g} epochs)"])
     try:
         preset = get_preset(str(run.get("task")), str(run.get("model")), str(run.get("preset")))
     except KeyError:  # a preset defined outside eqbench (tests, plugins): nothing to compare with
