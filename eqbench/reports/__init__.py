@@ -9,16 +9,22 @@ from eqbench.reports.checks import check_markdown, check_summary, plot_check_err
 from eqbench.reports.files import ReportInputError, read_json, write_atomic, write_text_atomic
 from eqbench.reports.records import load_check_records, load_training_rows, metric_columns
 from eqbench.reports.tables import markdown_table, write_csv
-from eqbench.reports.training import epoch_history, final_results, plot_training, training_markdown, training_summary
+from eqbench.reports.equivariance_tracking import equivariance_summary, plot_equivariance
+from eqbench.reports.paper_pairs import PAPER_PAIRS, pair_comparisons
+from eqbench.reports.statistics import compare_means
+from eqbench.reports.training import epoch_history, final_results, plot_training, training_markdown, training_summary, write_training_reports
 
 __all__ = [
+    "PAPER_PAIRS",
     "ReportInputError",
     "asv_html",
     "asv_markdown",
     "build_reports",
     "check_markdown",
     "check_summary",
+    "compare_means",
     "epoch_history",
+    "equivariance_summary",
     "final_results",
     "format_quantity",
     "latest_comparison",
@@ -27,7 +33,9 @@ __all__ = [
     "load_training_rows",
     "markdown_table",
     "metric_columns",
+    "pair_comparisons",
     "plot_check_errors",
+    "plot_equivariance",
     "plot_training",
     "read_json",
     "training_markdown",
@@ -35,4 +43,5 @@ __all__ = [
     "write_atomic",
     "write_csv",
     "write_text_atomic",
+    "write_training_reports",
 ]
