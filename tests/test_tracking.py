@@ -14,22 +14,10 @@ from eqbench.tasks.presets import Preset
 from eqbench.tasks.registry import get_task
 from eqbench.tasks.tracking import EquivarianceTracker, task_actions
 from eqbench.tasks.trainer import TrainConfig, train
+from test_trainer import one_thread, private_cache  # noqa: F401  (autouse fixtures: a private data cache, one thread)
 
 TINY_DIGITS = Preset("tiny", epochs=3, batch_size=16, lr=3e-3, eval_batch_size=64, data={"train_size": 96, "holdout": 64}, model={"channels": 4})
 TINY_NBODY = Preset("tiny", epochs=2, batch_size=20, lr=1e-3, data={"train_size": 40, "valid_size": 0, "test_size": 20}, model={"hidden": 8, "layers": 1})
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EQBENCH_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(tmp_path, name: str, **changes):
