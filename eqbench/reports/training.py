@@ -52,7 +52,8 @@ def write_training_reports(directory: Path | str, out: Path) -> list[Path]:
     summary = training_summary(results)
     history = epoch_history(rows)
     comparisons = pair_comparisons(results)
-    tracked = tracked_history(_with_configuration(history, results) if history is not None else None)
+    history = _with_configuration(history, results) if history is not None else None
+    tracked = tracked_history(history)
     tracking = equivariance_summary(tracked) if tracked is not None else pd.DataFrame()
     notes_file = Path(directory) / NOTES
     notes = notes_file.read_text(encoding="utf-8") if notes_file.is_file() else ""
@@ -234,8 +235,10 @@ def _plot_curves(task: str, history: pd.DataFrame, path: Path) -> Path:
             axis.plot(mean.index, mean.values, marker=".", label=label)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if (history[column].dropna() > 0).all():  # losses and errors span decades
+            axis.set_yscale("log")
         axis.set_title(column)
-        axis.legend(fontsize="small")
+    axes[-1].legend(fontsize="x-small", loc="upper right")
     figure.suptitle(f"{task}: mean over seeds")
     return save_png(figure, path)
 
