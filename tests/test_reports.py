@@ -161,6 +161,19 @@ def test_training_reaches_the_report(training_dir, tmp_path):
     assert (out / "index.html").is_file() and (out / "report.md").is_file()
 
 
+def test_training_pages_reach_the_report(training_dir, tmp_path):
+    out = tmp_path / "report"
+    names = {p.relative_to(out).as_posix() for p in build_report(out, training=training_dir)}
+    assert {"training/training.md", "training/training.csv", "training/training_runs.csv", "training/training_comparisons.csv",
+            "training/training_digits.png", "training/training_nbody.png", "training/training_nbody_curves.png"} <= names
+    markdown = (out / "training" / "training.md").read_text()
+    assert "## digits" in markdown and "## nbody" in markdown
+    assert "0.85 +- 0.07071" in markdown
+    for name in names:
+        if name.startswith("training/") and name.endswith(".png"):
+            assert (out / name).read_bytes()[:8] == PNG_MAGIC
+
+
 def test_training_report_names_the_data_set_and_keeps_data_sets_apart(tmp_path):
     rows = pd.DataFrame({"task": "qm9-homo", "model": "lieconv-t3", "preset": "small", "device": "cpu", "seed": 0,
                          "dataset": ["QM9 (qm9pack)", "QM9 (qm9pack)", "QM9 (xyz)"], "test_mae_meV": [30.0, 32.0, 50.0]})

@@ -41,6 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
     parser.add_argument("--data", type=Path, help="data path for tasks on user files (rotmnist: folder of .amat files; qm9-*: xyz folder/archive, qm9pack .whl/CSV folder)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    parser.add_argument("--track-equivariance", metavar="GROUP",
+                        help="after every epoch, record the checker's equivariance error under GROUP (e.g. C4, SO2, E3) on a fixed probe set in the history")
     add_plugin_argument(parser)
 
 
@@ -69,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
             amp=False if args.no_amp else None,
         )
         task.validate_options(preset.data)
+        if args.track_equivariance is not None:
+            from eqbench.groups.names import group_from_name
+            from eqbench.tasks.tracking import task_actions
+
+            group_from_name(args.track_equivariance)
+            task_actions(args.task)
     except (KeyError, ValueError) as error:
         raise UsageError(str(error).strip("'\"")) from error
     if args.threads is not None:
@@ -76,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         task=args.task, model=args.model, preset=preset, seed=args.seed, device=args.device, out=args.out,
         checkpoints=args.checkpoints, resume=args.resume, data=args.data, progress=not args.quiet,
+        track_equivariance=args.track_equivariance,
     )
     try:
         result = train(config)

@@ -13,17 +13,23 @@ from eqbench.reports.lineup import LINEUP, canonical_name
 from eqbench.reports.records import load_check_records, load_training_rows, metric_columns
 from eqbench.reports.sweeps import load_sweeps, sweep_rows
 from eqbench.reports.tables import markdown_table, write_csv
-from eqbench.reports.training import epoch_history, final_results, plot_training, training_markdown, training_summary
+from eqbench.reports.equivariance_tracking import equivariance_summary, plot_equivariance
+from eqbench.reports.paper_pairs import PAPER_PAIRS, pair_comparisons
+from eqbench.reports.statistics import compare_means
+from eqbench.reports.training import epoch_history, final_results, plot_training, training_markdown, training_summary, write_training_reports
 
 __all__ = [
     "LINEUP",
+    "PAPER_PAIRS",
     "ReportInputError",
     "build_report",
     "canonical_name",
     "check_summary",
+    "compare_means",
     "epoch_history",
     "equivariance_rows",
     "explain_above_tolerance",
+    "equivariance_summary",
     "final_results",
     "format_quantity",
     "leaderboard",
@@ -35,7 +41,9 @@ __all__ = [
     "markdown_table",
     "metric_columns",
     "newest_vs_previous",
+    "pair_comparisons",
     "plot_check_errors",
+    "plot_equivariance",
     "plot_training",
     "read_json",
     "sweep_rows",
@@ -45,4 +53,5 @@ __all__ = [
     "write_atomic",
     "write_csv",
     "write_text_atomic",
+    "write_training_reports",
 ]

@@ -14,7 +14,9 @@ Sections, in the order a researcher reads them:
 Files: ``index.html``, ``models/<name>.html``, ``report.md``, ``img/*.png`` (the Markdown's
 images; the HTML embeds its own), ``leaderboard.csv``, ``checks.csv`` (every record),
 ``training.csv`` (per configuration), ``history.csv`` (every asv value with its ratio to the
-previous commit).
+previous commit). With training results, ``training/`` also holds the training comparison
+(:func:`~eqbench.reports.training.write_training_reports`: ``training.md`` with the papers' pairs,
+their 95% intervals and conclusions, equivariance through training, and its CSVs and plots).
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ from eqbench.reports.leaderboard import equivariance_rows, leaderboard, metric_t
 from eqbench.reports.lineup import FAMILIES, LINEUP, ModelLine
 from eqbench.reports.records import load_check_records, load_training_rows
 from eqbench.reports.sweeps import load_sweeps, plot_sweep, sweep_rows
-from eqbench.reports.training import epoch_history, final_results, plot_training
+from eqbench.reports.training import epoch_history, final_results, plot_training, write_training_reports
 from eqbench.reports.tables import markdown_table, scientific, significant, write_csv
 
 CHECK_COLUMNS = ["model", "group", "expected", "verdicts", "matches", "runs", "max_rel_error", "noise_floor", "tolerance", "explanation"]
@@ -86,7 +88,10 @@ def build_report(
         inputs.training = training_rows(inputs.training_rows)
     if asv_results is not None:
         inputs.history = mark_regressions(load_history(asv_results, repo), factor)
-    return write_report(Path(out), inputs, factor)
+    written = write_report(Path(out), inputs, factor)
+    if training is not None:
+        written += write_training_reports(training, Path(out) / "training")
+    return written
 
 
 def write_report(out: Path, inputs: Inputs, factor: float) -> list[Path]:

@@ -1,4 +1,5 @@
-"""Hyperparameter presets per (task, model): ``paper`` (published settings) and ``small`` (minutes on 2 CPU cores).
+"""Hyperparameter presets per (task, model): ``paper`` (published settings), ``medium`` (at most 10 minutes
+on one CPU core, closer to the paper) and ``small`` (minutes on 2 CPU cores).
 
 ``paper`` presets carry the settings of the papers' code:
 
@@ -19,6 +20,19 @@
 
 Models without a published setting for a task (e.g. a CNN on rotated digits) get the settings
 of the paper that introduced the comparison. ``small`` presets shrink widths, data and epochs.
+``medium`` presets sit between, each budgeted to at most 10 minutes per run on one core of a
+2-core CPU machine (the time is the reason for every cut):
+
+* n-body: the EGNN paper's 3,000 training and 2,000 test systems (500 validation systems instead
+  of 2,000: nothing is selected on them, and evaluating them every epoch cost a third of FA-GNN's
+  time) and the papers' widths, depths and learning rates, for 50 epochs (about 5 s an epoch for
+  FA-GNN, 1 s for EGNN) instead of 10,000 (``small``: 30 epochs, 32-33 hidden, 3 layers, lr 1e-3,
+  500 validation / 1,000 test systems);
+* digits (the scikit-learn stand-in): the L-conv paper's models and schedule (the ``paper``
+  preset, which already takes seconds on these 1,297 training images);
+* LieConv on images: the ``small`` network with 4 instead of 3 layers, batch 25 (the paper's);
+* LieConv on QM9: the ``small`` network on 10,000 instead of 5,000 training molecules.
+
 Presets are plain values: :func:`with_overrides` applies ``--epochs``, ``--option`` and friends.
 """
 from __future__ import annotations
@@ -154,6 +168,7 @@ def _literal(text: str) -> Any:
 # ------------------------------------------------------------------ the tables
 LIECONV_IMAGE_PAPER = {"alpha": 0.2, "k": 128, "nbhd": 25, "fill": 0.1, "total_ds": 0.1, "num_layers": 6}
 LIECONV_IMAGE_SMALL = {"alpha": 0.2, "k": 48, "nbhd": 16, "fill": 0.2, "total_ds": 0.5, "num_layers": 3}
+LIECONV_IMAGE_MEDIUM = {**LIECONV_IMAGE_SMALL, "num_layers": 4}
 LIECONV_IMAGE_MODELS = ("lieconv-so2", "lieconv-so2-gigp", "lieconv-t2", "lieconv-se2")
 #: The reference's rotMNIST crop (28 x 28 images -> 648 pixels); the padded 12 x 12 digits keep every pixel.
 MNIST_CROP = {"crop_radius": 15.0}
@@ -174,6 +189,8 @@ IMAGE_MODELS_SMALL = {
 }
 #: ``small`` n-body widths: 32 hidden, 33 for FA-GNN (its hidden states are read as 3-vectors, so a multiple of 3).
 NBODY_SMALL = {"fa-gnn": {"hidden": 33, "layers": 3}, "egnn": {"hidden": 32, "layers": 3}, "gnn": {"hidden": 32, "layers": 3}}
+#: ``medium`` n-body data: the EGNN paper's training and test sets, a smaller validation set.
+NBODY_MEDIUM_DATA = {"train_size": 3000, "valid_size": 500, "test_size": 2000}
 NBODY_PAPER = {
     "fa-gnn": ({"hidden": 60, "layers": 4}, 1e-3, "Puny et al. 2022, nbody/run.sh"),
     "egnn": ({"hidden": 64, "layers": 4}, 5e-4, "Satorras et al. 2021 README"),
@@ -189,11 +206,13 @@ def _image_presets(tasks: tuple[str, ...], crop: Mapping[str, Any]) -> dict[tupl
             paper_data = {"max_angle_degrees": 90.0}
             table[(task, model)] = {
                 "paper": Preset("paper", 30, 32, 1e-3, data=paper_data, model=settings, source=LCONV_SOURCE),
+                "medium": Preset("medium", 30, 32, 1e-3, data=paper_data, model=settings, source=f"eqbench medium = {LCONV_SOURCE}"),
                 "small": Preset("small", 15, 32, 3e-3, data=small_data, model=IMAGE_MODELS_SMALL[model], source="eqbench small"),
             }
         for model in LIECONV_IMAGE_MODELS:
             table[(task, model)] = {
                 "paper": Preset("paper", 500, 25, 3e-3, model={**LIECONV_IMAGE_PAPER, **crop}, source=LIECONV_IMAGE_SOURCE),
+                "medium": Preset("medium", 10, 25, 3e-3, data=small_data, model={**LIECONV_IMAGE_MEDIUM, **crop}, source="eqbench medium"),
                 "small": Preset("small", 10, 32, 3e-3, data=small_data, model={**LIECONV_IMAGE_SMALL, **crop}, source="eqbench small"),
             }
     return table
@@ -205,6 +224,7 @@ def _nbody_presets() -> dict[tuple[str, str], dict[str, Preset]]:
     for model, (settings, lr, source) in NBODY_PAPER.items():
         table[("nbody", model)] = {
             "paper": Preset("paper", 10_000, 100, lr, weight_decay=1e-12, model=settings, source=source),
+            "medium": Preset("medium", 50, 100, lr, weight_decay=1e-12, data=NBODY_MEDIUM_DATA, model=settings, source=f"eqbench medium: {source}, 50 epochs"),
             "small": Preset("small", 30, 100, 1e-3, weight_decay=1e-12, data=small_data, model=NBODY_SMALL[model], source="eqbench small"),
         }
     return table
@@ -217,6 +237,7 @@ def _qm9_presets(tasks: Iterable[str]) -> dict[tuple[str, str], dict[str, Preset
         for model in LIECONV_MOLECULE_MODELS:
             table[(task, model)] = {
                 "paper": Preset("paper", 500, 75, 3e-3, warmup=0.01, model=LIECONV_MOLECULE_PAPER, source="Finzi et al. 2020 README / train_molec.py"),
+                "medium": Preset("medium", 15, 50, 3e-3, warmup=0.01, data={**small_data, "train_size": 10_000}, model=LIECONV_MOLECULE_SMALL, source="eqbench medium"),
                 "small": Preset("small", 15, 50, 3e-3, warmup=0.01, data=small_data, model=LIECONV_MOLECULE_SMALL, source="eqbench small"),
             }
     return table

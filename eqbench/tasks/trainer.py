@@ -14,6 +14,10 @@ Per run (:func:`train`):
 4. at the end, write the final row: the last epoch's metrics, mean seconds per epoch (training
    pass), the parameter count and the trivial baseline's test metric.
 
+With ``track_equivariance`` (a group name), each epoch's row also gets the checker's
+equivariance error on a fixed probe set (:mod:`eqbench.tasks.tracking`) and its cost relative
+to the epoch; the final row keeps the last epoch's and the mean cost over epochs.
+
 Training metrics are the running means over the epoch's batches (model in training mode).
 ``resume=True`` continues from the run's checkpoint; because the model, optimiser, schedule,
 scaler and every random state are restored and the data order depends only on
@@ -43,6 +47,7 @@ from eqbench.tasks.presets import Preset
 from eqbench.tasks.registry import Task, get_task
 from eqbench.tasks.results import write_history, write_result
 from eqbench.tasks.trainable import build_model
+from eqbench.tasks.tracking import PREFIX as TRACKING, EquivarianceTracker
 
 CHECKPOINT_FILE = "checkpoint.pt"
 EVAL_SPLITS = ("valid", "test")
@@ -64,6 +69,7 @@ class TrainConfig:
     resume: bool = False
     data: Path | None = None
     progress: bool = True
+    track_equivariance: str | None = None
 
     @property
     def run_name(self) -> str:
@@ -114,6 +120,7 @@ class _Run:
         self.data: TaskData = self.task.build(preset.data, config.data)
         generator = torch.Generator().manual_seed(config.seed)
         self.model: nn.Module = build_model(config.task, config.model, preset.model, self.data, generator).to(runtime.device)
+        self.tracker = EquivarianceTracker.for_task(config.task, self.data, config.track_equivariance, runtime.device) if config.track_equivariance else None
         seed_everything(config.seed + runtime.rank)
         self.network: nn.Module = self.model
         if runtime.distributed:
@@ -154,6 +161,8 @@ class _Run:
                     **{f"train_{name}": value for name, value in train_metrics.items()},
                     **eval_metrics,
                 }
+                if self.tracker is not None:
+                    row.update(self.tracker.measure(self.model, time.perf_counter() - started))
                 self.history.append(row)
                 self._save(epoch + 1)
                 self._log(row)
@@ -255,7 +264,15 @@ class _Run:
             **metrics,
             "baseline": self.task.baseline_name,
             f"baseline_test_{self.objective.headline}": self.task.baseline(self.data),
+            **self._tracking_summary(),
         }
+
+    def _tracking_summary(self) -> dict[str, Any]:
+        """The last epoch's equivariance columns, with the cost averaged over the epochs (empty when untracked)."""
+        tracked = [row for row in self.history if f"{TRACKING}cost" in row]
+        if not tracked:
+            return {}
+        return {**{k: v for k, v in tracked[-1].items() if k.startswith(TRACKING)}, f"{TRACKING}cost": sum(row[f"{TRACKING}cost"] for row in tracked) / len(tracked)}
 
     # -------------------------------------------------------------- checkpoints
     def _save(self, epochs_done: int) -> None:
@@ -302,6 +319,8 @@ class _Run:
         if not self.runtime.is_main or not self.config.progress:
             return
         shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("train_", "valid_", "test_")))
+        if f"{TRACKING}cost" in row:
+            shown += f" {TRACKING}mean_rel_error={row[f'{TRACKING}mean_rel_error']:.3g} (probe {100 * row[f'{TRACKING}cost']:.1f}% of the epoch)"
         print(f"[{self.config.task} {self.config.model}] epoch {row['epoch']}/{self.config.preset.epochs} {shown} ({row['seconds_per_epoch']:.1f} s)", file=sys.stderr, flush=True)
 
 
