@@ -302,11 +302,15 @@ def configuration(run: pd.Series) -> str:
 
 def _folder_difference(run: pd.Series) -> str:
     """What the run's folder says beyond ``TASK/MODEL-PRESET-seedN``: a parent such as the campaign runner's
-    ``with-<overrides>``, or a folder name of another form; empty when the folder is the trainer's default."""
+    ``with-<overrides>``, or a folder name of another form (the trainer's ``-epochsN-o<hash>`` suffix of a changed
+    preset), with the seed masked as ``seed*`` so that the seeds of one configuration are averaged together;
+    empty when the folder is the trainer's default."""
     folder = run.get("run_folder")
     if not isinstance(folder, str) or folder in ("", "."):
         return ""
-    default = f"{run.get('task')}/{run.get('model')}-{run.get('preset')}-seed{run.get('seed')}"
+    seed = f"-seed{run.get('seed')}"
+    folder = folder.replace(seed, "-seed*", 1)  # the seed varies within a configuration: never part of its name
+    default = f"{run.get('task')}/{run.get('model')}-{run.get('preset')}-seed*"
     if folder == default:
         return ""
     if folder.endswith("/" + default):
