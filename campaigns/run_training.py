@@ -49,10 +49,17 @@ class Run:
     @property
     def name(self) -> str:
         """The run's folder under the campaign's ``out``: runs with overrides live apart, under ``with-<overrides>/``."""
-        folder = f"{self.task}/{self.model}-{self.preset}-seed{self.seed}"
+        folder = f"{self.task}/{self.model}-{self.preset}-seed{self.seed}{self.suffix}"
         if not self.options:
             return folder
         return "with-" + "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", option) for option in self.options) + "/" + folder
+
+    @property
+    def suffix(self) -> str:
+        """The trainer's folder suffix for the preset changed by :attr:`options` (``-epochsN-o<hash>``, empty without)."""
+        from eqbench.tasks.presets import get_preset, with_overrides
+
+        return with_overrides(get_preset(self.task, self.model, self.preset), self.options).run_suffix() if self.options else ""
 
     @property
     def out_root(self) -> str:

@@ -102,7 +102,7 @@ def check_models(names: Sequence[str], device: torch.device) -> list[dict[str, o
     return rows
 
 
-def time_paper_epochs(device: torch.device, max_batches: int | None) -> list[EpochTiming]:
+def paper_epoch_timings(device: torch.device, max_batches: int | None) -> list[EpochTiming]:
     """One training epoch of every ``paper`` preset whose data is available (see the module docs)."""
     from eqbench.tasks.datafiles import DataFileError
     from eqbench.tasks.presets import PRESETS
@@ -207,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     checks = check_models(CHECKED_MODELS, device)
     for row in checks:
         print(f"check {row['model']}: {row['verdict']} (expected {row['expected']})", flush=True)
-    epochs = time_paper_epochs(device, args.max_batches)
+    epochs = paper_epoch_timings(device, args.max_batches)
     for timing in epochs:
         print(f"epoch {timing.task} {timing.model}: {timing.epoch_seconds:.2f} s {timing.note}", flush=True)
     command = "python -m suites.gpu_smoke " + " ".join(argv if argv is not None else sys.argv[1:])

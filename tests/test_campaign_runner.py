@@ -58,9 +58,9 @@ def test_a_tiny_campaign_runs_skips_what_is_done_and_reports(tmp_path, monkeypat
     )
     done = subprocess.run([sys.executable, "-m", "campaigns.run_training", str(spec)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    run_dir = tmp_path / "out" / "training" / "with-epochs-1_data.train-size-64" / "digits-rot" / "mlp-small-seed1"
+    (run_dir,) = (tmp_path / "out" / "training" / "with-epochs-1_data.train-size-64" / "digits-rot").glob("mlp-small-seed1-epochs1-o*")
     assert json.loads((run_dir / "result.json").read_text())[0]["equivariance_group"] == "C4"
     markdown = (tmp_path / "out" / "training.md").read_text()
-    assert "| mlp     | small    | with-epochs-1_data.train-size-64; epochs=1 (preset 15)" in markdown and "## Equivariance through training" in markdown
+    assert "| mlp     | small    | with-epochs-1_data.train-size-64; -epochs1-o" in markdown and "## Equivariance through training" in markdown
     again = subprocess.run([sys.executable, "-m", "campaigns.run_training", str(spec), "--no-report"], capture_output=True, text=True)
     assert "2 of 2 runs already done; running 0" in again.stdout

@@ -259,7 +259,7 @@ def test_every_model_gets_its_own_line_and_errors_name_the_problem(fresh_registr
     plugin.write_text(PLUGIN)
     out_json = tmp_path / "out.json"
     code = main(["check", "--plugin", str(plugin), "--json", str(out_json)])
-    records = {r["model"]: r for r in json.loads(out_json.read_text())}
+    records = {r["model"]: r for r in json.loads(out_json.read_text())["records"]}
     assert set(records) == {"trust-good", "trust-factory-raises", "trust-integer-crash", "trust-small-leak", "trust-float64"}
     assert records["trust-good"]["verdict"] == "exact"
     assert records["trust-factory-raises"]["verdict"] == "error" and records["trust-factory-raises"]["matches_expected"]
@@ -286,7 +286,7 @@ def test_ctrl_c_writes_the_models_done_and_exits_130(fresh_registry, tmp_path, m
     out_json = tmp_path / "partial.json"
     code = main(["check", "distance-mlp", "deepsets", "pointnet", "chiral-o3", "--examples", "2", "--json", str(out_json)])
     assert code == 130
-    assert [r["model"] for r in json.loads(out_json.read_text())] == calls[:2]
+    assert [r["model"] for r in json.loads(out_json.read_text())["records"]] == calls[:2]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -19,7 +19,7 @@ kept in the training folder (findings written by hand beside the runs they rest 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
@@ -302,20 +302,21 @@ def configuration(run: pd.Series) -> str:
 
 def _folder_difference(run: pd.Series) -> str:
     """What the run's folder says beyond ``TASK/MODEL-PRESET-seedN``: a parent such as the campaign runner's
-    ``with-<overrides>``, or a folder name of another form (the trainer's ``-epochsN-o<hash>`` suffix of a changed
-    preset), with the seed masked as ``seed*`` so that the seeds of one configuration are averaged together;
-    empty when the folder is the trainer's default."""
+    ``with-<overrides>``, and a name beyond the trainer's default, such as its ``-epochsN-o<hash>`` suffix of a
+    changed preset (:meth:`eqbench.tasks.presets.Preset.run_suffix`); the seed is masked as ``seed*``, so the seeds
+    of one configuration are averaged together. Empty when the folder is the trainer's default."""
     folder = run.get("run_folder")
     if not isinstance(folder, str) or folder in ("", "."):
         return ""
-    seed = f"-seed{run.get('seed')}"
-    folder = folder.replace(seed, "-seed*", 1)  # the seed varies within a configuration: never part of its name
-    default = f"{run.get('task')}/{run.get('model')}-{run.get('preset')}-seed*"
-    if folder == default:
+    path = PurePosixPath(folder.replace(f"-seed{run.get('seed')}", "-seed*", 1))
+    if path.parent.name != str(run.get("task")):
         return ""
-    if folder.endswith("/" + default):
-        return folder[: -len(default) - 1]
-    return f"folder {folder}" if Path(folder).parent.name == str(run.get("task")) else ""
+    base = f"{run.get('model')}-{run.get('preset')}-seed*"
+    prefix = str(path.parent.parent)
+    parts = [] if prefix in ("", ".") else [prefix]
+    if path.name != base:
+        parts.append(path.name[len(base):] if path.name.startswith(base) else f"folder {path.name}")
+    return "; ".join(parts)
 
 
 def _with_configuration(history: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
