@@ -49,17 +49,20 @@ class Run:
     @property
     def name(self) -> str:
         """The run's folder under the campaign's ``out``: runs with overrides live apart, under ``with-<overrides>/``."""
-        folder = f"{self.task}/{self.model}-{self.preset}-seed{self.seed}{self.suffix}"
+        folder = f"{self.task}/{self.run_name}"
         if not self.options:
             return folder
         return "with-" + "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", option) for option in self.options) + "/" + folder
 
     @property
-    def suffix(self) -> str:
-        """The trainer's folder suffix for the preset changed by :attr:`options` (``-epochsN-o<hash>``, empty without)."""
+    def run_name(self) -> str:
+        """The trainer's own folder name for this run (:attr:`eqbench.tasks.trainer.TrainConfig.run_name`: the preset
+        changed by :attr:`options` adds ``-epochsN-o<hash>``)."""
         from eqbench.tasks.presets import get_preset, with_overrides
+        from eqbench.tasks.trainer import TrainConfig
 
-        return with_overrides(get_preset(self.task, self.model, self.preset), self.options).run_suffix() if self.options else ""
+        preset = with_overrides(get_preset(self.task, self.model, self.preset), self.options)
+        return TrainConfig(self.task, self.model, preset, self.seed).run_name
 
     @property
     def out_root(self) -> str:
