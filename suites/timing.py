@@ -39,8 +39,14 @@ def pin_allocator() -> str:
     return "glibc malloc pinned (mmap threshold 32 MB, no trimming, top pad 256 MB)"
 
 
-def interleaved_medians(candidates: Mapping[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, float]:
-    """Median wall seconds of one call of each candidate over ``rounds`` interleaved rounds (after ``warmup``)."""
+def interleaved_samples(
+    candidates: Mapping[str, Callable[[], object]], rounds: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Wall seconds of one call of each candidate in each of ``rounds`` interleaved rounds (after ``warmup``).
+
+    Round ``r`` calls every candidate once, the order rotated by ``r``; sample ``r`` of two
+    candidates were taken back to back, so their ratio shares the machine's state of that moment.
+    """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     names = list(candidates)
@@ -53,4 +59,14 @@ def interleaved_medians(candidates: Mapping[str, Callable[[], object]], rounds: 
             elapsed = time.perf_counter() - start
             if round_index >= warmup:
                 samples[name].append(elapsed)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
+
+
+def interleaved_medians(candidates: Mapping[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, float]:
+    """Median wall seconds of one call of each candidate over ``rounds`` interleaved rounds (after ``warmup``)."""
+    return {name: statistics.median(values) for name, values in interleaved_samples(candidates, rounds, warmup).items()}
+
+
+def paired_ratios(numerator: list[float], denominator: list[float]) -> list[float]:
+    """Round-by-round ratios of two candidates' samples from :func:`interleaved_samples`."""
+    return [a / b for a, b in zip(numerator, denominator)]

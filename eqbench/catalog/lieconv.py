@@ -148,6 +148,9 @@ class MoleculeInputs(InputGenerator):
     def structure_strategy(self, batch: int = 1) -> Any:
         return self.clouds.structure_strategy(batch)
 
+    def draw_structure(self, draw: Any, batch: int = 1) -> InputStructure:
+        return self.clouds.draw_structure(draw, batch)
+
     def default_structure(self, seed: int = 0, batch: int = 1) -> InputStructure:
         return self.clouds.default_structure(seed, batch)
 

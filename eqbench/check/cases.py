@@ -214,5 +214,8 @@ class InputSource:
         return self._drawn.map(self._case)
 
     def draw(self, draw: st.DrawFn) -> tuple[InputStructure | None, int]:
-        """What :meth:`strategy` draws, drawn inside a search composite with one nesting level less."""
-        return self._case(draw(self._drawn))
+        """What :meth:`strategy` draws, drawn inside a search composite without nesting a strategy
+        (:meth:`~eqbench.inputs.base.InputGenerator.draw_structure`)."""
+        if self.generator is None:
+            return self._case(draw(self._drawn))
+        return self._case(self.generator.draw_structure(draw, batch=1))

@@ -43,13 +43,19 @@ class Judgement:
     gap_sample: int = -1
     #: Why samples above the threshold could not be re-evaluated ("" when they could).
     problem: str = ""
+    #: True when no sample was above ``T_exact`` (nothing re-evaluated, nothing unexplained).
+    below_threshold: bool = False
 
     def worst(self, rel: Tensor) -> int:
         """The worst sample: the largest error among the unexplained ones, else the largest error."""
+        if self.below_threshold:
+            return int(rel.argmax())
         return int(torch.where(self.unexplained, rel + float(rel.max()) + 1.0, rel).argmax())
 
     def unexplained_error(self, rel: Tensor) -> float:
         """The largest error of an unexplained sample (0 when every sample is rounding)."""
+        if self.below_threshold:
+            return 0.0
         return float(rel[self.unexplained].max()) if bool(self.unexplained.any()) else 0.0
 
 
@@ -77,6 +83,7 @@ def judge_samples(
     judgement = Judgement(torch.zeros(samples, dtype=torch.bool), torch.full((samples,), math.nan, dtype=torch.float64))
     count = int((rel > threshold).sum())
     if count == 0:  # the usual exact model: nothing to re-evaluate
+        judgement.below_threshold = True
         return judgement
     above = torch.argsort(rel, descending=True)[:count]
     if first is not None and bool((above == first).any()):

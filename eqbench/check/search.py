@@ -291,21 +291,26 @@ def evaluate(
     except ModelFailure as failure:
         return CaseOutcome(float("inf"), True, failure)
     outcome.problem = outcome.problem or judgement.problem
-    for leaf in table.leaves:
-        seen_rel, seen_abs = outcome.per_output.get(leaf.name, (0.0, 0.0))
-        outcome.per_output[leaf.name] = (max(seen_rel, float(leaf.rel.max())), max(seen_abs, float(leaf.abs.max())))
     rel = table.rel
-    outcome.max_rel_error = max(outcome.max_rel_error, float(rel.max()))
-    outcome.max_abs_error = max(outcome.max_abs_error, float(table.abs.max()))
-    outcome.unexplained_error = max(outcome.unexplained_error, judgement.unexplained_error(rel))
     index = judgement.worst(rel)
-    key = (bool(judgement.unexplained[index]), float(rel[index]))
+    # Every number the bookkeeping needs, read from the tensors at once (one synchronisation, not a dozen).
+    leaf_maxima = [value for leaf in table.leaves for value in (leaf.rel.max(), leaf.abs.max())]
+    picked = torch.stack([*leaf_maxima, rel[index], rel[0]]).tolist()
+    for position, leaf in enumerate(table.leaves):
+        seen_rel, seen_abs = outcome.per_output.get(leaf.name, (0.0, 0.0))
+        outcome.per_output[leaf.name] = (max(seen_rel, picked[2 * position]), max(seen_abs, picked[2 * position + 1]))
+    outcome.max_rel_error = max(outcome.max_rel_error, *picked[0 : len(leaf_maxima) : 2])
+    outcome.max_abs_error = max(outcome.max_abs_error, *picked[1 : len(leaf_maxima) : 2])
+    outcome.unexplained_error = max(outcome.unexplained_error, judgement.unexplained_error(rel))
+    worst_error, error = picked[-2], picked[-1]
+    key = (not judgement.below_threshold and bool(judgement.unexplained[index]), worst_error)
     if key > outcome.worst_key:
         outcome.worst_key = key
         outcome.worst = (case, params, index, float(judgement.other_error[index]))
     if judgement.gap > (outcome.ill_posed[0] if outcome.ill_posed else 0.0):
         outcome.ill_posed = (judgement.gap, case, params, judgement.gap_sample)
+    if judgement.below_threshold:
+        return CaseOutcome(error, False)
     drawn = bool(judgement.unexplained[0])
-    error = float(rel[0])
     failed = drawn and error > failure_threshold(judge.expected, judge.tolerance)
     return CaseOutcome(error, failed, unexplained=drawn, other_error=float(judgement.other_error[0]))

@@ -50,6 +50,15 @@ class InputGenerator(ABC):
     def structure_strategy(self, batch: int = 1) -> Any:
         """A hypothesis strategy over :class:`InputStructure` (with the given batch size)."""
 
+    def draw_structure(self, draw: Any, batch: int = 1) -> InputStructure:
+        """What :meth:`structure_strategy` draws, drawn inside the caller's ``st.composite``.
+
+        The checker's search draws each example's structure this way. A generator whose
+        strategy is itself a composite overrides it with the direct draws, so that the search
+        pays hypothesis no extra nesting level (a span and a draw) per example.
+        """
+        return draw(self.structure_strategy(batch))
+
     def default_structure(self, seed: int = 0, batch: int = 1) -> InputStructure:
         """A generic structure for the random (non-search) phase of a check."""
         return InputStructure(seed=seed, batch=batch)

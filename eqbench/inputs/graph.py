@@ -84,5 +84,8 @@ class GraphInputs(InputGenerator):
     def structure_strategy(self, batch: int = 1) -> Any:
         return self.points.structure_strategy(batch)
 
+    def draw_structure(self, draw: Any, batch: int = 1) -> InputStructure:
+        return self.points.draw_structure(draw, batch)
+
     def default_structure(self, seed: int = 0, batch: int = 1) -> InputStructure:
         return self.points.default_structure(seed, batch)
