@@ -62,11 +62,15 @@ def test_float64_copy_is_cached_and_follows_parameter_updates() -> None:
     assert first is dtype_copy(model, torch.float64)
     assert next(first.parameters()).dtype == torch.float64 and next(model.parameters()).dtype == torch.float32
     with torch.no_grad():
-        model.net[0].bias.add_(1.0)
+        model.net[0].bias.add_(1.0)  # an optimiser step: same tensors, new values
     refreshed = dtype_copy(model, torch.float64)
-    assert refreshed is not first
-    assert torch.equal(refreshed.net[0].bias, model.net[0].bias.double())
-    assert dtype_copy(model, torch.float32) is not refreshed  # one copy per dtype
+    assert refreshed is first  # refreshed in place, not deep-copied again
+    for mine, twin in zip(model.parameters(), refreshed.parameters()):
+        assert twin.dtype == torch.float64 and torch.equal(twin, mine.double())
+    model.net[0].bias = nn.Parameter(torch.zeros(8))  # a replaced tensor: a fresh copy
+    replaced = dtype_copy(model, torch.float64)
+    assert replaced is not first and torch.equal(replaced.net[0].bias, torch.zeros(8, dtype=torch.float64))
+    assert dtype_copy(model, torch.float32) is not replaced  # one copy per dtype
 
 
 def test_dtype_copies_keep_complex_and_integer_tensors() -> None:

@@ -73,6 +73,7 @@ def check_equivariance(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     name: str | None = None,
+    counterexamples: bool = True,
 ) -> CheckResult:
     """Check that ``model(g.x) == g.model(x)`` for ``g`` in ``group`` (see the module docstring).
 
@@ -87,7 +88,10 @@ def check_equivariance(
     finite group on every input instead of ``n_elements`` random ones: ``None`` (default) when
     the group's order on the data is at most ``n_elements``, ``True`` always (``ValueError`` for
     a group that is not finite or too large to enumerate), ``False`` never. The same ``seed``
-    gives the same inputs, elements, search and verdict.
+    gives the same inputs, elements, search and verdict. ``counterexamples=False`` skips building
+    the reproducible counterexample and the worst example of a non-exact verdict (their replays
+    and snippets; ``result.counterexample`` and ``result.worst_example`` stay ``None``), for
+    callers that only read the verdict and the errors, such as tracking through training.
     Model misbehaviour gives the verdict ``error``; invalid arguments raise ``ValueError``
     or ``TypeError``. Inside a test that is itself a hypothesis ``@given`` test, the outer
     test needs ``suppress_health_check=[HealthCheck.nested_given]`` (the ``eqbench-quick``
@@ -187,9 +191,10 @@ def check_equivariance(
         random_key = (bool(judgement.unexplained[worst]), float(rel[worst]))
         random_case = (random_worst, 0, "random", random_key, float(judgement.other_error[worst]))
         case, index, origin, key, other = _worst_case(search, random_case, random_key)
-        fail_at = max(failure_threshold(expected, tolerance), threshold)
-        result.counterexample = counterexample(setup, source, case.structure, case.item, case.params, index, origin, fail_at)
-        result.worst_example = worst_counterexample(setup, source, _candidates(search, random_worst), fail_at)
+        if counterexamples:
+            fail_at = max(failure_threshold(expected, tolerance), threshold)
+            result.counterexample = counterexample(setup, source, case.structure, case.item, case.params, index, origin, fail_at)
+            result.worst_example = worst_counterexample(setup, source, _candidates(search, random_worst), fail_at)
         if result.verdict is not Verdict.ERROR:
             result.float64 = _diagnosis(setup, key, other, problem)
     result.message = "; ".join(notes)

@@ -94,8 +94,7 @@ _TWINS: weakref.WeakKeyDictionary[nn.Module, dict[torch.dtype, tuple[tuple, nn.M
 
 def _tensor_state(module: nn.Module) -> tuple:
     """Identity and in-place version of every parameter and buffer: changes when training updates them."""
-    tensors = list(module.named_parameters()) + list(module.named_buffers())
-    return tuple((name, t.data_ptr(), _version(t), t.dtype, tuple(t.shape)) for name, t in tensors)
+    return tuple((name, t.data_ptr(), _version(t), t.dtype, tuple(t.shape)) for name, t in _named_tensors(module))
 
 
 def _version(t: torch.Tensor) -> int:
@@ -104,8 +103,7 @@ def _version(t: torch.Tensor) -> int:
 
 
 def dtype_copy(module: nn.Module, dtype: torch.dtype) -> nn.Module:
-    """``copy.deepcopy(module)`` with its real floating tensors in ``dtype``, cached per module and dtype until a
-    parameter or buffer changes.
+    """``copy.deepcopy(module)`` with its real floating tensors in ``dtype``, cached per module and dtype.
 
     Only real floating parameters and buffers are cast (as ``.double()`` and ``.float()`` do):
     integer and complex ones keep their dtype (``.to(float64)`` would drop the imaginary part of a
@@ -113,17 +111,39 @@ def dtype_copy(module: nn.Module, dtype: torch.dtype) -> nn.Module:
 
     Copying can be costly (e3nn re-generates its tensor-product code on copy), so checks of
     the same module reuse one copy. Parameters changed in place (optimiser steps,
-    ``load_state_dict``) bump their version and invalidate the cache; writes through
-    ``.data`` are not seen.
+    ``load_state_dict``) bump their version: the cached copy then takes the new values
+    (:func:`_refresh`, a cast copy per tensor, much cheaper than a deep copy, which is what
+    training-time tracking needs after every epoch). A module whose tensors were replaced
+    (other storage, shape or dtype) is copied anew. Writes through ``.data`` are not seen.
     """
     state = _tensor_state(module)
     copies = _TWINS.setdefault(module, {})
     cached = copies.get(dtype)
     if cached is not None and cached[0] == state:
         return cached[1]
+    if cached is not None and _same_storage(cached[0], state):
+        _refresh(cached[1], module)
+        copies[dtype] = (state, cached[1])
+        return cached[1]
     twin = cast_model(copy.deepcopy(module), dtype)
     copies[dtype] = (state, twin)
     return twin
+
+
+def _same_storage(old: tuple, new: tuple) -> bool:
+    """Whether two :func:`_tensor_state` s name the same tensors (storage, dtype, shape), whatever their versions."""
+    return len(old) == len(new) and all(a[:2] == b[:2] and a[3:] == b[3:] for a, b in zip(old, new))
+
+
+def _refresh(twin: nn.Module, module: nn.Module) -> None:
+    """Copy ``module``'s parameter and buffer values into its twin (same names), cast to the twin's dtypes."""
+    with torch.no_grad():
+        for (_, target), (_, source) in zip(_named_tensors(twin), _named_tensors(module)):
+            target.copy_(source)
+
+
+def _named_tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    return list(module.named_parameters()) + list(module.named_buffers())
 
 
 class TwinModel:

@@ -6,7 +6,8 @@ the same every epoch and every seed) and, through the checker's ``seed``, the sa
 elements every epoch (every element of a finite group such as C4 when it has at most
 ``n_elements``; else ``n_elements`` Haar-random ones per input). After each epoch it runs
 
-    :func:`eqbench.check.check_equivariance` (model, G, probe set, actions, search_examples=0)
+    :func:`eqbench.check.check_equivariance` (model, G, probe set, actions, search_examples=0,
+    counterexamples=False)
 
 in eval mode and adds to the epoch's history row ``equivariance_group``, ``..._verdict``,
 ``..._mean_rel_error`` and ``..._max_rel_error`` (the checker's scale-adjusted relative error
@@ -94,6 +95,7 @@ class EquivarianceTracker:
                 result = check_equivariance(
                     model, self.group, self.probe, self.in_action, self.out_action,
                     seed=self.seed, n_elements=self.n_elements, search_examples=0, device=self.device,
+                    counterexamples=False,
                 )
         finally:
             model.train(was_training)
