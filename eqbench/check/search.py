@@ -8,10 +8,14 @@ nested strategy: each nesting level costs hypothesis a span and a draw, and on E
 point clouds drawing an example took 2.1 ms nested against 0.95 ms direct (one CPU thread,
 outside the model). The example is
 evaluated batched: the drawn element plus ``elements - 1`` Haar-random ones (``elements`` is the
-check's ``n_elements``, so a searched input gets as many elements as a random-phase input; the
-random ones come from a generator seeded by the check seed and the case) in one forward pass.
-Drawing an example through hypothesis costs about as much as a small forward pass, so the
-random elements, nearly free in the same batch, are what keeps the search's time in the model.
+check's ``n_elements``, so a searched input gets as many elements as a random-phase input) in one
+forward pass. Drawing an example through hypothesis costs about as much as a small forward pass,
+so the random elements, nearly free in the same batch, are what keeps the search's time in the
+model. They are a window of :class:`Companions`, ``COMPANION_WINDOWS x (elements - 1)``
+Haar-random elements sampled once per check and number of points from the check seed; the
+window's position is a hash of the case (seed, input), so an example's elements are a function of
+the example (memoised and replayed exactly) and building them costs one slice, not a sampling and
+a group element per example.
 
 Every example is judged by the rule of :mod:`eqbench.check.verdict`: its errors are relative to
 the check's output scale pooled with the example's own outputs
@@ -56,7 +60,7 @@ evaluation, which ends the shrinking early on slow models without making the rep
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import hypothesis
 import torch
@@ -68,12 +72,15 @@ from eqbench.check.forward import ModelFailure
 from eqbench.check.metrics import ErrorTable
 from eqbench.check.rounding import judge_samples
 from eqbench.check.verdict import failure_threshold
-from eqbench.groups.base import Params, cat_params
+from eqbench.groups.base import Group, Params, cat_params
+from eqbench.groups.element import Element
 from eqbench.groups.strategies import ParamChoices
 from eqbench.inputs.base import InputStructure
 
 #: Model evaluations allowed beyond ``max_examples`` for the target and shrink phases.
 SHRINK_BUDGET = 100
+#: Size of the pool of random companion elements, in windows of ``elements - 1``.
+COMPANION_WINDOWS = 8
 #: Choices that make an anchored (random-phase) example longer than a drawn one.
 ANCHOR_PADDING = 32
 #: Health checks that would reject a search over a slow model or large inputs.
@@ -151,6 +158,24 @@ class Judge:
     thresholds: tuple[float, float]
     tolerance: float
     reference: ErrorTable
+
+
+@dataclass(frozen=True)
+class Companions:
+    """The pool of Haar-random elements that join each drawn element in its forward pass (one number of points)."""
+
+    params: Params
+    elements: Element
+
+    @classmethod
+    def sample(cls, group: Group, size: int, seed: int, points: int | None) -> Companions:
+        params = group.sample_params(size, torch.Generator().manual_seed((seed * 1_000_003 + (points or 0)) % 2**63), points)
+        return cls(params, group.element(params))
+
+    def window(self, start: int, size: int) -> tuple[Params, Element]:
+        """The params and elements ``start .. start + size - 1`` of the pool."""
+        window = slice(start, start + size)
+        return {key: value[window] for key, value in self.params.items()}, self.elements.index(window)
 
 
 @dataclass
@@ -231,6 +256,12 @@ def run_search(
         return choices.build([draw(primitive) for primitive in choices.strategies])
 
     anchored_inputs = None if anchor is None else anchored(source.strategy(), (anchor.structure, anchor.item))
+    pools: dict[int | None, Companions] = {}
+
+    def companions(points: int | None) -> Companions:
+        if points not in pools:
+            pools[points] = Companions.sample(setup.group, COMPANION_WINDOWS * (elements - 1), seed, points)
+        return pools[points]
 
     @st.composite
     def cases(draw: st.DrawFn) -> Case:
@@ -247,7 +278,7 @@ def run_search(
         if result is None:
             if outcome.evaluations >= budget:
                 return
-            result = memo[key] = evaluate(setup, source, case, judge, elements, seed, outcome)
+            result = memo[key] = evaluate(setup, source, case, judge, elements, seed, outcome, companions)
         if result.unexplained:
             hypothesis.target(min(result.error, 1e300), label="relative equivariance error")
         if result.failed:
@@ -268,18 +299,26 @@ def anchored(drawn: st.SearchStrategy[Any], value: Any) -> st.SearchStrategy[Any
 
 
 def evaluate(
-    setup: CheckSetup, source: InputSource, case: Case, judge: Judge, elements: int, seed: int, outcome: SearchOutcome
+    setup: CheckSetup,
+    source: InputSource,
+    case: Case,
+    judge: Judge,
+    elements: int,
+    seed: int,
+    outcome: SearchOutcome,
+    companions: Callable[[int | None], Companions],
 ) -> CaseOutcome:
-    """Evaluate one example batched with ``elements - 1`` random elements; update the running ``outcome``."""
+    """Evaluate one example batched with ``elements - 1`` companions (a window of the pool
+    ``companions(points)``); update the running ``outcome``."""
     x64 = source.item(case.structure, case.item)
     points = setup.in_action.num_points(x64)
-    structure_seed = 0 if case.structure is None else case.structure.seed
-    mixed = ((seed * 1_000_003 + structure_seed) * 10_007 + case.item) * 101 + (points or 0)
-    generator = torch.Generator().manual_seed(mixed % 2**63)
-    params = case.params
+    params, g = case.params, setup.group.element(case.params)
     if elements > 1:
-        params = cat_params([params, setup.group.sample_params(elements - 1, generator, points)])
-    g = setup.group.element(params)
+        pool = companions(points)
+        structure_seed = 0 if case.structure is None else case.structure.seed
+        mixed = ((seed * 1_000_003 + structure_seed) * 10_007 + case.item) * 101 + (points or 0)
+        window_params, window = pool.window(mixed % (pool.elements.batch_size - elements + 2), elements - 1)
+        params, g = cat_params([params, window_params]), Element.cat([g, window])
     outcome.evaluations += 1
     outcome.elements += g.batch_size
     outcome.exact_action &= acts_exactly(setup.in_action, g) and acts_exactly(setup.out_action, g)
