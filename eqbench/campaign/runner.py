@@ -2,7 +2,8 @@
 
 :func:`run_jobs` first asks ``reuse`` whether a job's result is already where it belongs (a
 finished training run folder: reported at once, ``cached`` and ``reused``, and neither cached
-again nor written again), then the cache (a hit is reported at once, ``cached``), submits the rest, and handles each result as it completes: cache it (only a result the job's
+again nor written again), then the cache (a hit is reported at once, ``cached``), submits the
+rest, and handles each result as it completes: cache it (only a result the job's
 function returned; an executor-level failure such as a dead worker is not cached, so the next
 run retries it), then pass the :class:`Outcome` to ``on_outcome`` (the caller streams it to its
 files). Interrupting (Ctrl-C) cancels the executor's pending work and re-raises; everything

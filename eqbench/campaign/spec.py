@@ -45,8 +45,8 @@ Two ways a training run counts as done. By default the cache decides (its key co
 model's code, the preset, the seed and the versions, :mod:`eqbench.campaign.jobs`): a changed
 model re-trains, into the same run folder, and each key keeps its own checkpoints
 (``CHECKPOINTS/KEY/TASK/RUN/``). With ``skip_finished`` the run folders are the record: a run
-whose ``result.json`` exists is read from it and never re-run (delete the folder to re-run it),
-and a run cut mid-way resumes from ``CHECKPOINTS/TASK/RUN/checkpoint.pt`` (``eqbench train
+whose ``result.json`` exists is read from it and never re-run (to re-run it, delete its folder;
+with the cache on, an unchanged run is then written back from the cache), and a run cut mid-way resumes from ``CHECKPOINTS/TASK/RUN/checkpoint.pt`` (``eqbench train
 --checkpoints``'s layout), whatever changed in the code since. The training campaign of the
 report (``campaigns/training.toml``) runs that way, so the committed runs stay as they are.
 """
