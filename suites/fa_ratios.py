@@ -13,11 +13,11 @@ each backbone layer run on the 8 sign-frame copies (batch 800). A fourth row tim
 wrapper around the GNN (one frame set, the whole GNN on 800 copies) for comparison.
 
 The forward passes alternate in the same run (:mod:`suites.timing`), and the table gives each
-median and its ratio to EGNN and to GNN beside the paper's seconds per forward pass (FA-GNN
-0.0041 s, EGNN 0.0062 s, on their GPU; FA-GNN / EGNN = 0.66). Absolute times are not comparable
+median and its ratio to EGNN and to GNN beside the paper's seconds per forward pass (on their
+GPU; the figures are in :mod:`eqbench.reports.paper_figures`). Absolute times are not comparable
 across machines or devices; the ratios are what to compare, and only on a like device: on a CPU
 the 8 frame copies cost about 8x the work, on a GPU a batch of 800 costs about as much as one of
-100, so a CPU run cannot reproduce the paper's 0.66. On CPU, glibc also returns the large
+100, so a CPU run cannot reproduce the paper's ratio. On CPU, glibc also returns the large
 temporaries of the 800-copy batches to the OS after every call (page faults on the next one);
 the script therefore pins the allocator in-process (:func:`suites.timing.pin_allocator`;
 ``--allocator default`` leaves it; on the 2-core machine, 1 thread, with the equivalent
@@ -35,11 +35,17 @@ from torch import Tensor, nn
 
 from eqbench.models.baselines import EGNN, NBodyGNN
 from eqbench.models.frame_averaging import FrameAveraging, fa_gnn
+from eqbench.reports.paper_figures import CHARGED_NBODY, FA_TABLE, FORWARD_SECONDS, paper_figure
 from suites.runs import add_allocator_option, apply_allocator
 from suites.timing import interleaved_medians
 
-#: Seconds per forward pass reported by Puny et al. 2022 (n-body table); GNN has no reported time.
-PAPER_SECONDS = {"FA-GNN": 0.0041, "EGNN": 0.0062}
+#: Seconds per forward pass reported by Puny et al. 2022 (Table 4, :mod:`eqbench.reports.paper_figures`); GNN has none.
+PAPER_SECONDS = {
+    name: figure.value
+    for name, figure in (("FA-GNN", paper_figure("fa-gnn", CHARGED_NBODY, FORWARD_SECONDS, FA_TABLE)),
+                         ("EGNN", paper_figure("egnn", CHARGED_NBODY, FORWARD_SECONDS, FA_TABLE)))
+    if figure is not None
+}
 #: Hidden width of each model in its paper's n-body run.
 PAPER_WIDTHS = {"FA-GNN": 60, "EGNN": 64, "GNN": 64}
 WRAPPER = "FA(GNN) wrapper"

@@ -2,7 +2,7 @@
 
     python -m suites.tracking_cost [--seeds 2] [--epochs N] [--out reports/tracking_cost.md]
 
-Trains the tracked set-ups of ``campaigns/training.toml`` (CNN and MLP on rotated digits under
+Trains the tracked set-ups of ``campaigns/training.toml`` (its ``track_equivariance`` blocks: CNN and MLP on rotated digits under
 C4, GNN and EGNN on n-body under E(3), ``small`` presets, one thread) in this process and prints
 the median, 90th percentile and maximum over epochs of ``equivariance_cost = probe seconds /
 epoch seconds`` (training pass plus evaluation, both measured in the same run). The goal is a

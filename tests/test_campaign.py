@@ -154,6 +154,42 @@ def test_second_run_is_all_cached_and_a_code_change_reruns_only_that_model(plugi
     assert "6 results: 6 computed, 0 cached" in capsys.readouterr().err
 
 
+def test_check_campaign_json_is_written_by_its_record_stream_alone(plugin, tmp_path, monkeypatch):
+    """``eqbench check --seeds ... --json FILE``: the stream writes FILE as checks finish and once more, ordered, at the
+    end; nothing rewrites it after the campaign returns, and a re-run holds each record once."""
+    import os
+
+    import eqbench.campaign.campaigns as campaigns
+
+    _, path, _ = plugin
+    out = tmp_path / "checks.json"
+    writes: list[tuple[bool, str]] = []  # (campaign finished?, content) of every replacement of FILE
+    finished = [False]
+    replace, run = os.replace, campaigns.run_checks
+
+    def recording_replace(source, target):
+        if Path(target) == out:
+            writes.append((finished[0], Path(source).read_text()))
+        replace(source, target)
+
+    def recording_run(*args, **kwargs):
+        outcomes = run(*args, **kwargs)
+        finished[0] = True
+        return outcomes
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    monkeypatch.setattr(campaigns, "run_checks", recording_run)
+    args = ["check", *PLUGIN_MODELS, "--plugin", str(path), "--seeds", "0-1", "--cache", str(tmp_path / "cache"), "--json", str(out)]
+    for _ in range(2):  # computed, then all cached
+        finished[0] = False
+        writes.clear()
+        assert main(args) == 0
+        assert writes and not any(after for after, _ in writes)
+        assert out.read_text() == writes[-1][1]
+        records = json.loads(out.read_text())["records"]
+        assert [(r["model"], r["seed"]) for r in records] == [(m, s) for m in PLUGIN_MODELS for s in (0, 1)]
+
+
 def test_interrupted_campaign_keeps_finished_results_and_resumes(plugin, tmp_path):
     registry, path, marker = plugin
     marker.touch()

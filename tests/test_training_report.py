@@ -77,3 +77,24 @@ def test_the_written_report_has_statistics_equivariance_and_notes(runs, tmp_path
     tracking = pd.read_csv(out / "training_equivariance.csv").set_index("model")
     assert tracking.loc["gnn", "error_last_epoch"] == pytest.approx(0.1) and tracking.loc["gnn", "error_first_epoch"] == pytest.approx(0.5)
     assert tracking.loc["egnn", "error_last_epoch"] < 1e-6 and tracking.loc["egnn", "runs"] == 3
+
+
+def test_every_published_figure_is_written_once_and_pairs_and_lineup_read_it(monkeypatch):
+    from eqbench.reports import paper_figures
+    from eqbench.reports.lineup import LINEUP
+    from eqbench.reports.paper_figures import FIGURES, ROTMNIST, paper_figure
+    from eqbench.reports.paper_pairs import PAPER_PAIRS
+
+    identities = [(f.model, f.dataset, f.metric, f.source) for f in FIGURES]
+    assert len(identities) == len(set(identities))
+    published = {(f.model, task, f.metric, f.value) for f in FIGURES for task in f.dataset.tasks}
+    for pair in PAPER_PAIRS:
+        for model, value in ((pair.first, pair.paper_first), (pair.second, pair.paper_second)):
+            assert value is None or (model, pair.task, pair.metric, value) in published, (pair, model)
+    so2_gigp = next(p for p in PAPER_PAIRS if (p.task, p.first, p.second) == ("digits-rot", "lieconv-so2-gigp", "lieconv-so2"))
+    assert (so2_gigp.paper_first, so2_gigp.paper_second) == pytest.approx((1 - 0.0138, 1 - 0.0142))
+    assert {f for line in LINEUP for f in line.papers} == set(FIGURES)  # every figure shows in the leaderboard
+    twice = FIGURES + (FIGURES[0],)  # negative control: a figure written twice is refused where it is read
+    monkeypatch.setattr(paper_figures, "FIGURES", twice)
+    with pytest.raises(ValueError, match="holds each once"):
+        paper_figure(FIGURES[0].model, ROTMNIST, FIGURES[0].metric, FIGURES[0].source)

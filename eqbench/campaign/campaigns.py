@@ -4,10 +4,11 @@
                           json_path=Path("checks.json"))
 
 Check records stream into ``json_path`` / ``csv_path`` (the ``eqbench check --json`` format);
-training records into ``training.json`` / ``training.csv`` beside the run folders
-``OUT/training/TASK/MODEL-PRESET-seedSEED/`` (the layout ``eqbench report --training OUT/training``
-reads). Both files are written in job order when the campaign ends, and in completion order
-while it runs (also when it is interrupted).
+training records into ``RECORDS/training.json`` / ``training.csv``, and each run into its folder
+``RUNS/TASK/MODEL-PRESET-seedSEED<suffix>/`` (the trainer's layout, which ``eqbench report
+--training RUNS`` and :func:`eqbench.reports.training.write_training_reports` read). Both files are
+written in job order when the campaign ends, and in completion order while it runs (also when
+it is interrupted).
 
 Workers of the ``process`` and ``ray`` executors register the builtin models, the entry points
 and the campaign's plugins themselves, so a model registered only inside the calling Python
@@ -21,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from eqbench.campaign.cache import ResultCache, default_cache_dir
 from eqbench.campaign.executor import Executor, WorkerSetup, make_executor
-from eqbench.campaign.jobs import TrainJob, plan_checks, run_check, run_training, write_training_files
+from eqbench.campaign.jobs import TrainJob, finished_run, plan_checks, run_check, run_training, write_training_files
 from eqbench.campaign.output import RecordStream
 from eqbench.campaign.runner import Job, Outcome, run_jobs
 
@@ -66,15 +67,21 @@ def run_checks(
     return _run(jobs, run_check, settings, RecordStream(json_path, csv_path), executor, "checking")
 
 
-def run_training_jobs(jobs: Sequence[TrainJob], settings: CampaignSettings, *, out: Path, executor: Executor | None = None) -> list[Outcome]:
-    """Run training jobs; records stream to ``out/training.json`` and ``out/training.csv``, run folders under ``out/training``."""
-    stream = RecordStream(out / "training.json", out / "training.csv")
+def run_training_jobs(
+    jobs: Sequence[TrainJob], settings: CampaignSettings, *, records: Path, skip_finished: bool = False, executor: Executor | None = None
+) -> list[Outcome]:
+    """Run training jobs; records stream to ``records/training.json`` and ``.csv``, each run trains in its own folder.
+
+    With ``skip_finished`` a run whose folder already holds ``result.json`` is kept as it is (not re-run, not rewritten)
+    and its record read from there (:mod:`eqbench.campaign.spec`)."""
+    stream = RecordStream(records / "training.json", records / "training.csv")
 
     def write(outcome: Outcome) -> None:
-        if outcome.payload is not None:
+        if outcome.payload is not None and not outcome.reused:
             write_training_files(outcome.job, outcome.payload)
 
-    return _run(jobs, run_training, settings, stream, executor, "training", on_outcome=write)
+    reuse = finished_run if skip_finished else None
+    return _run(jobs, run_training, settings, stream, executor, "training", on_outcome=write, reuse=reuse)
 
 
 def _run(
@@ -85,6 +92,7 @@ def _run(
     executor: Executor | None,
     description: str,
     on_outcome: Callable[[Outcome], None] | None = None,
+    reuse: Callable[[Any], dict[str, Any] | None] | None = None,
 ) -> list[Outcome]:
     """Run ``jobs`` on ``executor`` (else one opened from ``settings`` and shut down here), streaming records to ``stream``."""
     order = {job.key: index for index, job in enumerate(jobs)}
@@ -97,7 +105,8 @@ def _run(
     own = executor is None
     executor = executor or settings.open_executor()
     try:
-        outcomes = run_jobs(jobs, function, executor, settings.cache(), on_outcome=handle, progress=settings.progress, description=description)
+        outcomes = run_jobs(jobs, function, executor, settings.cache(), on_outcome=handle, reuse=reuse, progress=settings.progress,
+                            description=description)
     except BaseException:
         stream.close()
         if own:
@@ -110,8 +119,10 @@ def _run(
 
 
 def summary(outcomes: Sequence[Outcome]) -> str:
-    """``N results: C computed, K cached, F failed`` (failed: the worker died or the job raised)."""
+    """``N results: C computed, K cached (R already in their run folders), F failed`` (failed: the worker died or the job raised)."""
     cached = sum(o.cached for o in outcomes)
+    reused = sum(o.reused for o in outcomes)
     failed = sum(o.failed for o in outcomes)
     line = f"{len(outcomes)} results: {len(outcomes) - cached - failed} computed, {cached} cached"
+    line += f" ({reused} already in their run folders)" if reused else ""
     return line + (f", {failed} failed" if failed else "")

@@ -13,12 +13,14 @@ with seed 0; the seed itself is in the key too), the group, actions and input ge
 (:func:`~eqbench.campaign.fingerprint.describe`), the expectation, tolerance, checker and its
 options, the number of search examples, the seed, and the versions of eqbench (its framework
 sources), torch, hypothesis and numpy. For a training run: the task, the model builder's code,
-the preset (after overrides), the seed, the data path (with file sizes and times), the device and
-the same versions.
+the preset (after overrides), the seed, the data path (with file sizes and times), the device, the
+group tracked through training and the same versions (not the torch threads: they change the
+speed, not the result).
 """
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ from eqbench.campaign.fingerprint import (
 )
 
 if TYPE_CHECKING:
+    from eqbench.campaign.spec import TrainingGrid
     from eqbench.registry import ModelEntry
     from eqbench.tasks.presets import Preset
 
@@ -124,16 +127,20 @@ def plan_checks(entries: Sequence[ModelEntry], seeds: Sequence[int], examples: i
 # ------------------------------------------------------------------ training
 @dataclass(frozen=True)
 class TrainJob:
-    """Train ``model`` on ``task`` with ``preset`` and ``seed``; results under ``out/training``, checkpoints under ``out/checkpoints/KEY``."""
+    """Train ``model`` on ``task`` with ``preset`` and ``seed``: the run folder ``runs/TASK/RUN`` (the trainer's own name,
+    :attr:`eqbench.tasks.trainer.TrainConfig.run_name`), checkpoints under ``checkpoints/TASK/RUN``, resumed when present."""
 
     task: str
     model: str
     preset: Preset
     seed: int
     key: str
-    out: str
+    runs: str
+    checkpoints: str
     data: str | None = None
     device: str | None = None
+    track_equivariance: str | None = None
+    threads: int | None = None
     kind: str = field(default="train", init=False)
 
     @property
@@ -145,8 +152,8 @@ class TrainJob:
 
         return TrainConfig(
             task=self.task, model=self.model, preset=self.preset, seed=self.seed, device=self.device,
-            out=Path(self.out) / "training", checkpoints=Path(self.out) / "checkpoints" / self.key[:16],
-            resume=True, data=Path(self.data) if self.data else None, progress=False,
+            out=Path(self.runs), checkpoints=Path(self.checkpoints), resume=True, data=Path(self.data) if self.data else None,
+            progress=False, track_equivariance=self.track_equivariance,
         )
 
     def record(self, payload: dict[str, Any], cached: bool) -> dict[str, Any]:
@@ -157,15 +164,35 @@ class TrainJob:
 
 
 def run_training(job: TrainJob) -> dict[str, Any]:
-    """Worker side: train (resuming this key's checkpoint if one exists); the payload is the final row and the history."""
+    """Worker side: train (resuming the run's checkpoint if one exists) with ``job.threads`` torch threads when given;
+    the payload is the final row and the history."""
+    import torch
+
     from eqbench.tasks.trainer import train
 
-    result = train(job.config())
+    threads = torch.get_num_threads()
+    if job.threads is not None:
+        torch.set_num_threads(job.threads)
+    try:
+        result = train(job.config())
+    finally:
+        torch.set_num_threads(threads)
     return {"final": result.final, "history": result.history}
 
 
+def finished_run(job: TrainJob) -> dict[str, Any] | None:
+    """The payload of a run whose folder already holds ``result.json`` (its final row; the history stays on disk), else ``None``."""
+    from eqbench.tasks.results import RESULT_JSON
+
+    path = job.config().run_dir / RESULT_JSON
+    if not path.is_file():
+        return None
+    return {"final": json.loads(path.read_text(encoding="utf-8"))[0], "history": None}
+
+
 def write_training_files(job: TrainJob, payload: dict[str, Any]) -> Path:
-    """Write the run's ``history.csv/json`` and ``result.json`` where ``eqbench report --training OUT/training`` reads them."""
+    """Write the run's ``history.csv/json`` and ``result.json`` where ``eqbench report --training RUNS`` reads them (a worker
+    on another machine wrote them there; a cached result is written out again)."""
     from eqbench.tasks.results import write_history, write_result
 
     run_dir = job.config().run_dir
@@ -175,27 +202,34 @@ def write_training_files(job: TrainJob, payload: dict[str, Any]) -> Path:
 
 
 def plan_training(
-    runs: Sequence[tuple[str, str, str, int]],
+    grid: TrainingGrid,
     *,
-    out: Path,
-    options: Sequence[str] = (),
-    data: Path | None = None,
-    device: str | None = None,
+    runs: Path,
+    checkpoints: Path,
+    checkpoints_by_key: bool = True,
 ) -> list[TrainJob]:
-    """One job per (task, model, preset name, seed), with ``options`` (``KEY=VALUE`` preset overrides) applied."""
+    """One job per (task, model, preset name, seed) of ``grid``, with its ``options`` (``KEY=VALUE`` preset overrides)
+    applied; run folders under ``runs``; checkpoints under ``checkpoints/KEY`` (``checkpoints_by_key``) or ``checkpoints``."""
     from eqbench.tasks.presets import get_preset, with_overrides
     from eqbench.tasks.registry import get_task
     from eqbench.tasks.trainable import TRAINABLE
 
-    shared = {"schema": CACHE_SCHEMA, "kind": "train", "device": device, "data": _data_fingerprint(data), "versions": versions(TRAIN_FRAMEWORK)}
+    shared = {
+        "schema": CACHE_SCHEMA, "kind": "train", "device": grid.device, "data": _data_fingerprint(grid.data),
+        "track_equivariance": grid.track_equivariance, "versions": versions(TRAIN_FRAMEWORK),
+    }
     jobs = []
-    for task, model, preset_name, seed in runs:
-        preset = with_overrides(get_preset(task, model, preset_name), options)
+    for task, model, preset_name, seed in grid.runs():
+        preset = with_overrides(get_preset(task, model, preset_name), grid.options)
         about = {
             **shared, "task": describe(get_task(task)), "model": model, "preset": preset.as_dict(), "seed": seed,
             "code": code_digest([TRAINABLE[(task, model)]]),
         }
-        jobs.append(TrainJob(task, model, preset, seed, digest_json(about), str(out), str(data) if data else None, device))
+        key = digest_json(about)
+        jobs.append(TrainJob(
+            task, model, preset, seed, key, str(runs), str(checkpoints / key[:16] if checkpoints_by_key else checkpoints),
+            str(grid.data) if grid.data else None, grid.device, grid.track_equivariance, grid.threads,
+        ))
     return jobs
 
 

@@ -1,7 +1,9 @@
 """Run a campaign's jobs through an executor, with the cache, a progress bar and a callback per finished result.
 
-:func:`run_jobs` looks every job up in the cache first (a hit is reported at once, ``cached``),
-submits the rest, and handles each result as it completes: cache it (only a result the job's
+:func:`run_jobs` first asks ``reuse`` whether a job's result is already where it belongs (a
+finished training run folder: reported at once, ``cached`` and ``reused``, and neither cached
+again nor written again), then the cache (a hit is reported at once, ``cached``), submits the
+rest, and handles each result as it completes: cache it (only a result the job's
 function returned; an executor-level failure such as a dead worker is not cached, so the next
 run retries it), then pass the :class:`Outcome` to ``on_outcome`` (the caller streams it to its
 files). Interrupting (Ctrl-C) cancels the executor's pending work and re-raises; everything
@@ -34,12 +36,14 @@ class Job(Protocol):
 
 @dataclass
 class Outcome:
-    """One job's result: its ``record``, the worker's ``payload`` (``None`` after a failure), whether it came from the cache."""
+    """One job's result: its ``record``, the worker's ``payload`` (``None`` after a failure), whether it was not computed
+    now (``cached``: from the cache, or ``reused`` as it already was on disk)."""
 
     job: Any
     record: dict[str, Any]
     payload: dict[str, Any] | None
     cached: bool
+    reused: bool = False
 
     @property
     def failed(self) -> bool:
@@ -53,10 +57,12 @@ def run_jobs(
     cache: ResultCache | None,
     *,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+    reuse: Callable[[Any], dict[str, Any] | None] | None = None,
     progress: bool = True,
     description: str = "campaign",
 ) -> list[Outcome]:
-    """Run ``function(job)`` for every job not in ``cache``; returns the outcomes in the order of ``jobs``."""
+    """Run ``function(job)`` for every job that ``reuse`` does not find done and ``cache`` does not hold; returns the
+    outcomes in the order of ``jobs``."""
     outcomes: dict[int, Outcome] = {}
     with _Progress(len(jobs), description, enabled=progress) as bar:
 
@@ -67,6 +73,10 @@ def run_jobs(
 
         submitted: dict[Future, int] = {}
         for index, job in enumerate(jobs):
+            payload = reuse(job) if reuse is not None else None
+            if payload is not None:
+                finish(index, Outcome(job, job.record(payload, cached=True), payload, cached=True, reused=True))
+                continue
             payload = cache.get(job.key) if cache is not None else None
             if payload is not None:
                 finish(index, Outcome(job, job.record(payload, cached=True), payload, cached=True))

@@ -16,6 +16,12 @@ A campaign file declares where results go, how to run, and grids of checks and t
     dir = "~/.cache/eqbench/campaign"   # default: the user cache directory
     enabled = true
 
+    [training_output]               # optional; every key has a default
+    runs = "reports/training"       # run folders RUNS/TASK/MODEL-PRESET-seedN<suffix>/ (default OUTPUT/training)
+    checkpoints = "runs/checkpoints"    # default OUTPUT/checkpoints
+    skip_finished = true            # a run folder holding result.json is kept as it is, not re-run (default false)
+    report = "reports"              # afterwards, the training report of RUNS here (default: none)
+
     [[checks]]                      # models x seeds (each model fixes its group, actions, inputs)
     suite = "default"               # or models = ["distance-mlp", ...]; group = "SO3" filters
     seeds = "0-19"
@@ -27,13 +33,26 @@ A campaign file declares where results go, how to run, and grids of checks and t
     presets = ["small"]
     seeds = [0, 1, 2]
     options = ["epochs=2"]          # preset overrides, as `eqbench train --option`
+    track_equivariance = "C4"       # as `eqbench train --track-equivariance`
+    threads = 1                     # torch threads per run (default: the executor's, one per process worker)
     # device = "cpu"; data = "path/to/data"
 
-Relative paths are taken from the campaign file's folder. Unknown keys, wrong types and bad seed
-ranges raise :class:`SpecError` naming the key.
+Relative paths are taken from the campaign file's folder; ``data`` is such a path when it exists
+there, else it is given to the task as written (a name the task knows, such as ``qm9pack``).
+Unknown keys, wrong types and bad seed ranges raise :class:`SpecError` naming the key.
+
+Two ways a training run counts as done. By default the cache decides (its key covers the
+model's code, the preset, the seed and the versions, :mod:`eqbench.campaign.jobs`): a changed
+model re-trains, into the same run folder, and each key keeps its own checkpoints
+(``CHECKPOINTS/KEY/TASK/RUN/``). With ``skip_finished`` the run folders are the record: a run
+whose ``result.json`` exists is read from it and never re-run (to re-run it, delete its folder;
+with the cache on, an unchanged run is then written back from the cache), and a run cut mid-way resumes from ``CHECKPOINTS/TASK/RUN/checkpoint.pt`` (``eqbench train
+--checkpoints``'s layout), whatever changed in the code since. The training campaign of the
+report (``campaigns/training.toml``) runs that way, so the committed runs stay as they are.
 """
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +101,8 @@ class CheckGrid:
 
 @dataclass(frozen=True)
 class TrainingGrid:
-    """A ``[[training]]`` table: tasks x models x presets x seeds, with preset overrides, device and data path."""
+    """A ``[[training]]`` table: tasks x models x presets x seeds, with preset overrides, device, data path, the group
+    whose equivariance is tracked through training, and torch threads per run."""
 
     tasks: tuple[str, ...]
     models: tuple[str, ...]
@@ -91,9 +111,22 @@ class TrainingGrid:
     options: tuple[str, ...] = ()
     device: str | None = None
     data: Path | None = None
+    track_equivariance: str | None = None
+    threads: int | None = None
 
     def runs(self) -> list[tuple[str, str, str, int]]:
         return [(t, m, p, s) for t in self.tasks for m in self.models for p in self.presets for s in self.seeds]
+
+
+@dataclass(frozen=True)
+class TrainingOutput:
+    """The ``[training_output]`` table: run folders, checkpoints (``None``: under the campaign's output), whether finished
+    run folders are kept instead of asking the cache (module docstring), and where the training report goes."""
+
+    runs: Path | None = None
+    checkpoints: Path | None = None
+    skip_finished: bool = False
+    report: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +144,7 @@ class CampaignSpec:
     use_cache: bool = True
     checks: tuple[CheckGrid, ...] = ()
     training: tuple[TrainingGrid, ...] = field(default_factory=tuple)
+    training_output: TrainingOutput = TrainingOutput()
 
 
 def read_spec(path: Path) -> CampaignSpec:
@@ -129,7 +163,7 @@ def read_spec(path: Path) -> CampaignSpec:
 
 
 def _spec(table: Mapping[str, Any], base: Path) -> CampaignSpec:
-    _known(table, {"output", "plugins", "executor", "cache", "checks", "training"}, "the top level")
+    _known(table, {"output", "plugins", "executor", "cache", "training_output", "checks", "training"}, "the top level")
     executor = _table(table, "executor")
     _known(executor, {"kind", "workers", "address", "num_cpus", "num_gpus"}, "[executor]")
     cache = _table(table, "cache")
@@ -156,6 +190,16 @@ def _spec(table: Mapping[str, Any], base: Path) -> CampaignSpec:
         use_cache=_get(cache, "enabled", bool, True, "cache.enabled"),
         checks=tuple(_check_grid(t, f"checks[{i}]") for i, t in enumerate(_tables(table, "checks"))),
         training=tuple(_training_grid(t, f"training[{i}]", base) for i, t in enumerate(_tables(table, "training"))),
+        training_output=_training_output(_table(table, "training_output"), base),
+    )
+
+
+def _training_output(table: Mapping[str, Any], base: Path) -> TrainingOutput:
+    _known(table, {"runs", "checkpoints", "skip_finished", "report"}, "[training_output]")
+    paths = {key: _get(table, key, str, None, f"training_output.{key}") for key in ("runs", "checkpoints", "report")}
+    return TrainingOutput(
+        **{key: _path(text, base) if text else None for key, text in paths.items()},
+        skip_finished=_get(table, "skip_finished", bool, False, "training_output.skip_finished"),
     )
 
 
@@ -174,7 +218,7 @@ def _check_grid(table: Mapping[str, Any], where: str) -> CheckGrid:
 
 
 def _training_grid(table: Mapping[str, Any], where: str, base: Path) -> TrainingGrid:
-    _known(table, {"tasks", "models", "presets", "seeds", "options", "device", "data"}, where)
+    _known(table, {"tasks", "models", "presets", "seeds", "options", "device", "data", "track_equivariance", "threads"}, where)
     for required in ("tasks", "models"):
         if not table.get(required):
             raise SpecError(f"{where}.{required} is required (a non-empty list)")
@@ -182,6 +226,9 @@ def _training_grid(table: Mapping[str, Any], where: str, base: Path) -> Training
     if device not in (None, "cpu", "cuda"):
         raise SpecError(f"{where}.device must be 'cpu' or 'cuda', got {device!r}")
     data = _get(table, "data", str, None, f"{where}.data")
+    threads = _get(table, "threads", int, None, f"{where}.threads")
+    if threads is not None and threads < 1:
+        raise SpecError(f"{where}.threads must be positive, got {threads}")
     return TrainingGrid(
         tasks=tuple(_list(table, "tasks", str, f"{where}.tasks")),
         models=tuple(_list(table, "models", str, f"{where}.models")),
@@ -189,7 +236,9 @@ def _training_grid(table: Mapping[str, Any], where: str, base: Path) -> Training
         seeds=tuple(parse_seeds(table.get("seeds", 0), f"{where}.seeds")),
         options=tuple(_list(table, "options", str, f"{where}.options")),
         device=device,
-        data=_path(data, base) if data else None,
+        data=_data(data, base) if data else None,
+        track_equivariance=_get(table, "track_equivariance", str, None, f"{where}.track_equivariance"),
+        threads=threads,
     )
 
 
@@ -237,8 +286,15 @@ def _tables(table: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
 
 
 def _path(text: str, base: Path) -> Path:
+    """``text`` as a path, relative ones from ``base`` (``..`` folded: ``campaigns/../reports`` is ``reports``)."""
     path = Path(text).expanduser()
-    return path if path.is_absolute() else base / path
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))
+
+
+def _data(text: str, base: Path) -> Path:
+    """A data path relative to the campaign file when it exists there, else as written (e.g. ``qm9pack``, a name the task knows)."""
+    candidate = _path(text, base)
+    return candidate if candidate.exists() else Path(text).expanduser()
 
 
 def _plugin(text: str, base: Path) -> str:

@@ -3,13 +3,19 @@
     eqbench campaign lab.toml                                  # as the file says
     eqbench campaign lab.toml --executor ray --address HOST:6379
     eqbench campaign lab.toml --no-cache                       # recompute everything
+    eqbench campaign campaigns/training.toml                   # the runs behind reports/training.md, then that report
 
 Also the campaign options of ``eqbench check`` (:func:`add_campaign_arguments`): ``--seeds``,
 ``--executor``, ``--workers``, ``--address``, ``--cache``, ``--no-cache``, ``--csv``; with any of
 them, ``eqbench check`` fans its model x seed checks out through :mod:`eqbench.campaign`.
 
+A file's ``[training_output]`` table (:mod:`eqbench.campaign.spec`) places the run folders and
+checkpoints, keeps finished run folders (``skip_finished``) and names a folder where the training
+report (:func:`eqbench.reports.training.write_training_reports`: ``training.md``, ``training.csv``,
+comparisons, plots) is rebuilt from the run folders once the runs are done, also when some failed.
+
 Exit status: 0 when every check met its expectation and every training run finished; 1 when
-some did not; 2 on a usage error (bad file, unknown model, task or preset), one line.
+some did not; 2 on a usage error (bad file, unknown model, task, preset or tracked group), one line.
 """
 from __future__ import annotations
 
@@ -148,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, base)
     load_models(settings.plugins)
     check_plans = [(select_entries(g.models, suite=g.suite, group=g.group, plugin_entries=None), g) for g in spec.checks]
-    train_jobs = _training_jobs(spec, out)
+    runs = spec.training_output.runs or out / "training"
+    train_jobs = _training_jobs(spec, runs, spec.training_output.checkpoints or out / "checkpoints")
     console = make_console()
     failures = 0
     with _interpreted_errors(), settings.open_executor() as executor:
@@ -157,7 +164,10 @@ def run(args: argparse.Namespace) -> int:
             name = "checks" if len(check_plans) == 1 else f"checks-{index}"
             check_outcomes += run_checks(entries, grid.seeds, settings, examples=grid.examples,
                                          json_path=out / f"{name}.json", csv_path=out / f"{name}.csv", executor=executor)
-        train_outcomes = run_training_jobs(train_jobs, settings, out=out, executor=executor) if train_jobs else []
+        train_outcomes = (
+            run_training_jobs(train_jobs, settings, records=out, skip_finished=spec.training_output.skip_finished, executor=executor)
+            if train_jobs else []
+        )
     for outcome in check_outcomes:
         if outcome.record["verdict"] == "error" or outcome.record.get("matches_expected") is False:
             failures += 1
@@ -170,14 +180,21 @@ def run(args: argparse.Namespace) -> int:
     if check_outcomes:
         console.print(f"checks: {summary(check_outcomes)}; records in {out}/checks*.json", highlight=False)
     if train_outcomes:
-        console.print(f"training: {summary(train_outcomes)}; records in {out / 'training.json'}, runs in {out / 'training'}", highlight=False)
+        console.print(f"training: {summary(train_outcomes)}; records in {out / 'training.json'}, runs in {runs}", highlight=False)
+    if spec.training_output.report is not None:
+        from eqbench.reports.training import write_training_reports
+
+        written = write_training_reports(runs, spec.training_output.report, regenerated_by=f"eqbench campaign {args.file}")
+        console.print(f"training report: {spec.training_output.report / 'training.md'} ({len(written)} files) from {runs}", highlight=False)
     return 1 if failures else 0
 
 
-def _training_jobs(spec: CampaignSpec, out: Path) -> list[TrainJob]:
-    """Plan every ``[[training]]`` grid; an unknown task, model or preset is a usage error naming it."""
+def _training_jobs(spec: CampaignSpec, runs: Path, checkpoints: Path) -> list[TrainJob]:
+    """Plan every ``[[training]]`` grid; an unknown task, model, preset or tracked group is a usage error naming it."""
     from eqbench.campaign.jobs import plan_training
+    from eqbench.groups.names import group_from_name
     from eqbench.tasks.registry import get_task
+    from eqbench.tasks.tracking import task_actions
     from eqbench.tasks.trainable import trainable_models
 
     jobs = []
@@ -188,7 +205,10 @@ def _training_jobs(spec: CampaignSpec, out: Path) -> list[TrainJob]:
                 missing = [m for m in grid.models if m not in trainable_models(task)]
                 if missing:
                     raise UsageError(f"model(s) {missing} not trainable on {task!r}; trainable there: {', '.join(trainable_models(task))}")
-            jobs += plan_training(grid.runs(), out=out, options=grid.options, data=grid.data, device=grid.device)
+                if grid.track_equivariance is not None:
+                    group_from_name(grid.track_equivariance)
+                    task_actions(task)
+            jobs += plan_training(grid, runs=runs, checkpoints=checkpoints, checkpoints_by_key=not spec.training_output.skip_finished)
         except (KeyError, ValueError) as error:
             raise UsageError(str(error).strip("'\"")) from error
     return jobs

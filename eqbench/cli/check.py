@@ -11,7 +11,10 @@
 Which models: the named ones; else, with ``--plugin``, only the plugins' models; else the suite
 given by ``--suite`` (default: ``default``). ``--group`` and ``--suite`` filter any of these.
 Output files are checked before any model runs (:mod:`eqbench.cli.output`); ``--json -``
-writes the JSON to stdout and the table to stderr. ``-q`` prints only the mismatches and the
+writes the JSON to stdout and the table to stderr. In a campaign (``--seeds`` and the other
+campaign options) the ``--json``/``--csv`` files are the campaign's record stream, written by it
+alone: every finished check is on disk after an interruption, and a re-run rewrites the file
+whole (no record twice). ``-q`` prints only the mismatches and the
 summary, ``-v`` every result in full. ``--threads`` sets torch's intra-op threads
 (:mod:`eqbench.cli.threads`: by default the free CPUs, at most 4).
 Exit status: 0 when every verdict meets its expectation, 1 when any does not, 2 on a usage
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     for entry, result in shown:
         console.rule(Text(f"{entry.name}: verdict {str(result.verdict)}, expected {entry.expected}"))
         console.print(str(result), markup=False, highlight=False)
-    if args.json is not None:
+    if args.json is not None and not streamed_json(args):
         write_records(args.json, [result.to_record() for result in results])
     summary = f"{len(selected) - len(mismatches)} of {len(selected)} verdicts as expected"
     console.print(summary if not mismatches else f"[bold red]{summary}[/]")
@@ -121,6 +124,13 @@ def run(args: argparse.Namespace) -> int:
 
 #: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
+
+
+def streamed_json(args: argparse.Namespace) -> bool:
+    """Whether the ``--json`` file is a campaign's record stream (:class:`eqbench.campaign.output.RecordStream`), which
+    rewrites it whole and atomically as checks finish and, last, in model x seed order: nothing else writes it then.
+    ``--json -`` is never streamed (standard output gets the JSON once, at the end)."""
+    return campaign_requested(args) and args.json is not None and not to_stdout(args.json)
 
 
 def save_scripts(directory: Path, selected: Sequence[ModelEntry], results: Sequence[EntryResult]) -> list[Path]:

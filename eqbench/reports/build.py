@@ -274,7 +274,7 @@ def _png_of(draw, path: Path) -> bytes:  # noqa: ANN001  (draw writes a PNG at t
 
 
 def _paper_of(line: ModelLine, task: str) -> str:
-    return "; ".join(f"{p.figure} ({p.source})" for p in line.papers if p.task == task) or "-"
+    return "; ".join(f"{p.text} ({p.source})" for p in line.papers if task in p.dataset.tasks) or "-"
 
 
 def _flat(value: object) -> object:

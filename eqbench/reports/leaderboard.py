@@ -128,7 +128,7 @@ def leaderboard(checks: pd.DataFrame | None, sweeps: pd.DataFrame | None, traini
             "equivariance (worst over seeds)": equivariance or ["not checked"],
             "Monte-Carlo error vs samples": monte_carlo or (["Monte-Carlo; not swept"] if line.sampling else ["deterministic (no sampling)"]),
             "training (mean +- std over seeds)": trained or (["not trained"] if line.training else ["no training task"]),
-            "paper": [f"{p.task}: {p.figure} ({p.source})" for p in line.papers] or ["-"],
+            "paper": [f"{p.text} ({p.source})" for p in line.papers] or ["-"],
             "speed / memory vs reference": speed_cells(line, history) or ["no reference benchmark"],
         })
     return pd.DataFrame(rows)

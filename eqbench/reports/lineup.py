@@ -5,24 +5,18 @@ A model's canonical name is the name ``eqbench train --model`` takes (``lieconv-
 :class:`ModelLine` lists the registry entries that check it (one entry per group or sampling
 configuration: ``fa-gnn-nbody`` is ``fa-gnn`` on n-body inputs), the Monte-Carlo entry swept
 against its sample count, the training runs that train it, the asv series that measure it against
-a reference implementation, and its papers' figures with their sources (../shared/ANCHORS.md).
+a reference implementation; its papers' figures, with their sources, are those
+:mod:`eqbench.reports.paper_figures` holds for its name.
 Families are the four seed papers' (LieConv, GIGP, L-conv, Frame Averaging) and the baselines
 they compare with.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from eqbench.reports.paper_figures import CHARGED_NBODY, FA_TABLE, FORWARD_SECONDS, PaperFigure, figures_of, paper_figure
 
 FAMILIES = ("LieConv", "GIGP", "L-conv", "Frame Averaging", "Baselines")
-
-
-@dataclass(frozen=True)
-class PaperFigure:
-    """A published figure: what it measures (``figure``, with its data set) and where it is printed (``source``)."""
-
-    task: str
-    figure: str
-    source: str
 
 
 @dataclass(frozen=True)
@@ -45,8 +39,12 @@ class ModelLine:
     sweep: str | None = None
     training: tuple[tuple[str, str], ...] = ()
     speed: tuple[Speed, ...] = ()
-    papers: tuple[PaperFigure, ...] = field(default=())
     sampling: bool = False
+
+    @property
+    def papers(self) -> tuple[PaperFigure, ...]:
+        """The published figures of this model (:func:`eqbench.reports.paper_figures.figures_of`)."""
+        return figures_of(self.name)
 
 
 #: The main test metric of each training task and whether higher is better.
@@ -59,9 +57,13 @@ TASK_METRICS = {
 
 LIECONV_TIME = "bench_ratios.LieConvReference.track_time"
 LIECONV_MEMORY = "bench_ratios.LieConvReferenceMemory.track_peak_memory"
-LIECONV_README = "LieConv README (Finzi et al. 2020)"
-GIGP_TABLE = "Bujel et al. 2023, Table 1"
-FA_TABLE = "Puny et al. 2022, n-body table"
+
+
+def _paper_speed_ratio(model: str, baseline: str) -> float:
+    """``model``'s forward time over ``baseline``'s as Puny et al. 2022 (Table 4) print them."""
+    times = [paper_figure(name, CHARGED_NBODY, FORWARD_SECONDS, FA_TABLE) for name in (model, baseline)]
+    return times[0].value / times[1].value  # type: ignore[union-attr]  (both are in FIGURES)
+
 
 LINEUP: tuple[ModelLine, ...] = (
     ModelLine(
@@ -71,7 +73,6 @@ LINEUP: tuple[ModelLine, ...] = (
         training=(("digits-rot", "lieconv-so2"),),
         speed=(Speed("time fwd+bwd / reference", LIECONV_TIME, "'rotmnist-so2', 'forward+backward'"),
                Speed("peak memory / reference", LIECONV_MEMORY, "'rotmnist-so2'")),
-        papers=(PaperFigure("digits-rot", "rotMNIST test error 1.27% (accuracy 0.9873)", LIECONV_README),),
         sampling=True,
     ),
     ModelLine(
@@ -79,53 +80,43 @@ LINEUP: tuple[ModelLine, ...] = (
         checks=("lieconv-t2", "lieconv-t2-image", "lieconv-t2-rotations"),
         speed=(Speed("time fwd+bwd / reference", LIECONV_TIME, "'rotmnist-t2', 'forward+backward'"),
                Speed("peak memory / reference", LIECONV_MEMORY, "'rotmnist-t2'")),
-        papers=(PaperFigure("rotmnist", "rotMNIST test error 1.32% (T(2))", LIECONV_README),),
     ),
     ModelLine(
         "lieconv-rxso2", "LieConv", "LieConv with the R>0 x SO(2) lift (rotations and scalings)",
         checks=("lieconv-rxso2",),
-        papers=(PaperFigure("rotmnist", "rotMNIST test error 1.13% (RxSO(2))", LIECONV_README),),
     ),
     ModelLine(
         "lieconv-se2", "LieConv", "LieConv with the SE(2) lift, Monte-Carlo stabiliser samples",
         checks=("lieconv-se2", "lieconv-se2-control"), sampling=True,
-        papers=(PaperFigure("rotmnist", "rotMNIST test error 1.13% (SE(2))", LIECONV_README),),
     ),
     ModelLine(
         "lieconv-t3", "LieConv", "molecule LieConv with the T(3) lift (QM9)",
         checks=("lieconv-t3", "lieconv-t3-molecule"), training=(("qm9-homo", "lieconv-t3"),),
         speed=(Speed("time fwd+bwd / reference", LIECONV_TIME, "'qm9-t3-k1536', 'forward+backward'"),
                Speed("peak memory / reference", LIECONV_MEMORY, "'qm9-t3-k1536'")),
-        papers=(PaperFigure("qm9-homo", "QM9 HOMO test MAE 30 meV", LIECONV_README),),
     ),
     ModelLine(
         "lieconv-se3", "LieConv", "LieConv with the SE(3) lift, Monte-Carlo stabiliser samples",
         checks=("lieconv-se3", "lieconv-so3", "lieconv-se3-control", "lieconv-so3-control"), sweep="lieconv-se3", sampling=True,
-        papers=(PaperFigure("qm9-homo", "QM9 HOMO test MAE 26.8 meV (SE(3))", LIECONV_README),),
     ),
     ModelLine(
         "lieconv-so2-gigp", "GIGP", "image LieConv (SO(2)) with group-invariant global pooling",
         checks=("lieconv-so2-gigp",), training=(("digits-rot", "lieconv-so2-gigp"),),
-        papers=(PaperFigure("digits-rot", "rotMNIST test error 1.38% (1.42% with global pooling)", GIGP_TABLE),),
     ),
     ModelLine(
         "lieconv-t3-gigp", "GIGP", "molecule LieConv with GIGP pooling over distances to the centroid",
         checks=("lieconv-t3-molecule-gigp", "lieconv-se3-molecule-gigp", "lieconv-se3-molecule-gigp-control"),
         sweep="lieconv-se3-molecule-gigp",
         training=(("qm9-homo", "lieconv-t3-gigp"),), sampling=True,
-        papers=(PaperFigure("qm9-homo", "QM9 HOMO test MAE 29.4 meV (30.6 with global pooling)", GIGP_TABLE),),
     ),
     ModelLine(
         "lconv", "L-conv", "L-conv layers (Lie algebra convolution)",
         checks=("lconv-shift", "lconv-rotation-finite-angles", "lconv-random-generators"), training=(("digits-rot-scrambled", "lconv"),),
-        papers=(PaperFigure("digits-rot-scrambled", "rotated-and-scrambled MNIST accuracy about 0.944",
-                            "Dehmamy et al. 2021 (their notebooks)"),),
     ),
     ModelLine(
         "fa-gnn", "Frame Averaging", "FA-GNN: PCA frames in every layer (n-body)",
         checks=("fa-gnn-nbody",), training=(("nbody", "fa-gnn"),),
-        speed=(Speed("forward time / EGNN (paper 0.66 on GPU)", "bench_ratios.FrameAveragingSpeed.track_fa_gnn_per_egnn"),),
-        papers=(PaperFigure("nbody", "n-body test MSE 0.0057, 0.0041 s per forward", FA_TABLE),),
+        speed=(Speed(f"forward time / EGNN (paper {_paper_speed_ratio('fa-gnn', 'egnn'):.2f} on GPU)", "bench_ratios.FrameAveragingSpeed.track_fa_gnn_per_egnn"),),
     ),
     ModelLine(
         "fa-pointnet", "Frame Averaging", "FA-PointNet with degeneracy-aware E(3) frames",
@@ -134,12 +125,10 @@ LINEUP: tuple[ModelLine, ...] = (
     ModelLine(
         "egnn", "Baselines", "EGNN (Satorras et al. 2021), FA-GNN's n-body baseline",
         checks=("egnn-nbody", "egnn-layer"), training=(("nbody", "egnn"),),
-        papers=(PaperFigure("nbody", "n-body test MSE 0.0071, 0.0062 s per forward", FA_TABLE),),
     ),
     ModelLine(
         "gnn", "Baselines", "message-passing GNN on raw coordinates (not rotation equivariant)",
         checks=("gnn-nbody-permutations", "gnn-nbody-rotations"), training=(("nbody", "gnn"),),
-        papers=(PaperFigure("nbody", "n-body test MSE 0.0107", FA_TABLE),),
     ),
     ModelLine(
         "pointnet", "Baselines", "PointNet, FA-PointNet's baseline (permutation invariant only)",
@@ -147,8 +136,6 @@ LINEUP: tuple[ModelLine, ...] = (
     ),
     ModelLine(
         "cnn", "Baselines", "CNN, the L-conv paper's baseline", training=(("digits-rot", "cnn"), ("digits-rot-scrambled", "cnn")),
-        papers=(PaperFigure("digits-rot-scrambled", "rotated-and-scrambled MNIST accuracy 0.89-0.93",
-                            "Dehmamy et al. 2021 (their notebooks)"),),
     ),
     ModelLine("mlp", "Baselines", "MLP on flattened pixels", training=(("digits-rot", "mlp"), ("digits-rot-scrambled", "mlp"))),
 )
