@@ -74,6 +74,7 @@ def check_equivariance(
     device: torch.device | str = "cpu",
     name: str | None = None,
     counterexamples: bool = True,
+    repeat_check: bool = True,
 ) -> CheckResult:
     """Check that ``model(g.x) == g.model(x)`` for ``g`` in ``group`` (see the module docstring).
 
@@ -92,6 +93,9 @@ def check_equivariance(
     the reproducible counterexample and the worst example of a non-exact verdict (their replays
     and snippets; ``result.counterexample`` and ``result.worst_example`` stay ``None``), for
     callers that only read the verdict and the errors, such as tracking through training.
+    ``repeat_check=False`` skips the second forward pass of the base inputs that detects
+    undeclared nondeterminism (:mod:`eqbench.check.determinism`), for a caller that has already
+    established it on the same model code (the tracker after its first probe).
     Model misbehaviour gives the verdict ``error``; invalid arguments raise ``ValueError``
     or ``TypeError``. Inside a test that is itself a hypothesis ``@given`` test, the outer
     test needs ``suppress_health_check=[HealthCheck.nested_given]`` (the ``eqbench-quick``
@@ -137,7 +141,7 @@ def check_equivariance(
         floor = noise_floor(setup, evaluation)
         threshold, thresholds = exact_threshold(floor.value, dtype), precision_thresholds(floor.value, dtype)
         result.noise_floor, result.exact_threshold = floor.value, threshold
-        unrepeatable = nondeterminism(setup, evaluation, threshold)
+        unrepeatable = nondeterminism(setup, evaluation, threshold) if repeat_check else ""
         if unrepeatable:
             result.message = unrepeatable
             return _finish(result, start)

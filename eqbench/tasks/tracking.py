@@ -7,7 +7,8 @@ elements every epoch (every element of a finite group such as C4 when it has at 
 ``n_elements``; else ``n_elements`` Haar-random ones per input). After each epoch it runs
 
     :func:`eqbench.check.check_equivariance` (model, G, probe set, actions, search_examples=0,
-    counterexamples=False)
+    counterexamples=False, repeat_check only on the first probe: the model's code does not change
+    between epochs, so one repeated forward establishes that it is deterministic in eval mode)
 
 in eval mode and adds to the epoch's history row ``equivariance_group``, ``..._verdict``,
 ``..._mean_rel_error`` and ``..._max_rel_error`` (the checker's scale-adjusted relative error
@@ -70,6 +71,8 @@ class EquivarianceTracker:
     device: torch.device
     n_elements: int = PROBE_ELEMENTS
     seed: int = 0
+    #: Whether a probe has run: only the first one repeats the forward pass that detects nondeterminism.
+    probed: bool = False
 
     @classmethod
     def for_task(cls, task: str, data: TaskData, group: str, device: torch.device, probe_size: int = PROBE_SIZE, **options: Any) -> EquivarianceTracker:
@@ -95,8 +98,9 @@ class EquivarianceTracker:
                 result = check_equivariance(
                     model, self.group, self.probe, self.in_action, self.out_action,
                     seed=self.seed, n_elements=self.n_elements, search_examples=0, device=self.device,
-                    counterexamples=False,
+                    counterexamples=False, repeat_check=not self.probed,
                 )
+                self.probed = True
         finally:
             model.train(was_training)
             random.setstate(python_state)
