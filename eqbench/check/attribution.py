@@ -111,7 +111,7 @@ def explain(
     hooks = Hooks(twin, in_action, out_action)
     label = name or model_name(model)
     fields = [(action, tuple(leaf.tensor.shape[1:])) for action, leaf in zip(field_actions(in_action), in_action.leaves(x64))]
-    layout = Layout(group.space_dim, in_action.num_points(x64), fields)
+    layout = Layout(group.space_dim, in_action.num_points(x64), fields, hooks.declared_fields())
     setting = Setting(twin, hooks, group, x64, in_action, out_action, layout, seed, label)
     if group.lie_algebra is None:
         return local_errors(setting, n_elements, [])
