@@ -51,7 +51,9 @@ the code's ``||a' - rho(g) a|| / ||rho(g) a||`` (RMS over rows); shares are of t
 errors; ``total`` is the model's own relative error on the same elements.
 
 Models that sample inside ``forward`` (Monte-Carlo) run every pass from the same seed (common
-random numbers), so the unit that draws the samples carries the sampling error.
+random numbers), so the unit that draws the samples carries the sampling error, provided the
+action on what it returns is declared (LieConv's ``lifting`` module: ``u -> g u`` on the lifted
+group elements, :mod:`eqbench.models.lieconv.lifting`).
 """
 from __future__ import annotations
 
