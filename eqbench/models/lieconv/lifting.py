@@ -5,11 +5,12 @@ LieConv (Finzi et al. 2020, sec. 4.1-4.2) lifts each point ``x`` to group elemen
 is the coset ``u Stab(o_q)`` and ``liftsamples`` elements of it are drawn (Haar on the
 stabiliser). A group element ``g`` maps the coset of ``x`` to the coset of ``g . x`` by left
 multiplication, ``u -> g u``, and leaves the orbit coordinates ``q`` alone: that is the action
-on lifted points, :class:`LiftedPoints`. The lift is equivariant *in distribution* only: with
-the same random numbers (common random numbers), ``lift(g . x)`` draws the same stabiliser
-elements in the frame of ``g . x`` rather than ``g u``, so its output differs from ``g .
-lift(x)``; everything after it (invariant distances ``d(u, v)``, pair features
-``log(v^-1 u)``) is exactly invariant under ``u, v -> g u, g v``.
+on lifted points, :class:`LiftedPoints`. A random lift is equivariant *in distribution* only:
+with the same random numbers (common random numbers), ``lift(g . x)`` attaches the same draws
+to ``g . x`` (for SE(3): ``(R, g . x)`` with the same rotation ``R``), which is not ``g u``
+(``(Q R, g . x)`` for ``g = (Q, t)``), so its output differs from ``g . lift(x)``; everything
+after it (invariant distances ``d(u, v)``, pair features ``log(v^-1 u)``) is exactly invariant
+under ``u, v -> g u, g v``.
 
 :class:`Lifting` is that step as a named, parameter-free module declared with these actions
 (:func:`eqbench.declare`), so that per-module attribution (``eqbench explain``) measures the

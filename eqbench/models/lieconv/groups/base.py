@@ -205,10 +205,10 @@ class LiftingGroup(ABC):
             raise DataError(f"{self.name} acts on lifted points by left multiplication; it does not permute them")
         d = self.space_dim
         matrix = g.linear(d)
-        translation = g.translation.to(torch.float64) if g.translation is not None else torch.zeros(matrix.shape[0], d, dtype=torch.float64)
+        translation = g.translation.to(torch.float64) if g.translation is not None else matrix.new_zeros(matrix.shape[0], d)
         gram = matrix.transpose(1, 2) @ matrix
         scale = gram.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None]
-        identity = torch.eye(d, dtype=torch.float64)
+        identity = torch.eye(d, dtype=torch.float64, device=matrix.device)
         members = {
             "identity": (matrix - identity).abs().amax((1, 2)) <= MEMBERSHIP_TOLERANCE,
             "rotation": ((gram - identity).abs().amax((1, 2)) <= MEMBERSHIP_TOLERANCE) & (torch.linalg.det(matrix) > 0),
