@@ -11,7 +11,9 @@ flattens ``(B, N, C)`` to ``(B N, C)``) is chosen among candidates that fit its 
   with vectors on the last axis too, e.g. ``x_i - x_j``);
 * ``Vectors()`` and ``Points()`` when the last axis has the group's dimension ``d`` (per-point when
   the point axis matches as well);
-* the model input's own field actions whose shape ``a`` has (images, grid signals, ...).
+* the model input's own field actions whose shape ``a`` has (images, grid signals, ...);
+* the field actions declared on the model's modules (:func:`eqbench.declare`) that accept ``a``
+  (e.g. LieConv's lifted group elements, moved by left multiplication, wherever they travel).
 
 The chosen candidate is the one under which the tensor moves most nearly as it actually does:
 ``argmin_c ||observed - expected_c||`` where, for a Lie algebra generator ``X``, *observed* is
@@ -140,11 +142,13 @@ def expand_rows(g: Element, rows: int) -> Element | None:
 
 @dataclass
 class Layout:
-    """What the candidates need to know about the data: ``space_dim`` ``d`` (or ``None``), the point count, the input fields."""
+    """What the candidates need to know about the data: ``space_dim`` ``d`` (or ``None``), the point count, the input
+    fields, and the field actions declared on the model's modules."""
 
     space_dim: int | None
     num_points: int | None
     input_fields: list[tuple[Action, tuple[int, ...]]] = field(default_factory=list)
+    declared: list[Action] = field(default_factory=list)
 
     def candidates(self, a: Tensor) -> list[Action]:
         """The actions that fit tensor ``a`` (module docstring), in tie-breaking order."""
@@ -161,11 +165,21 @@ class Layout:
             found += [Vectors(per_point=spatial_per_point), Points(per_point=spatial_per_point)]
             if pairs and a.dim() >= 4:
                 found.append(PairField(vectors=True))
+        found += [action for action in self.declared if accepts(action, a)]
         unique: list[Action] = []
         for action in found:
             if action not in unique:
                 unique.append(action)
         return unique
+
+
+def accepts(action: Action, a: Tensor) -> bool:
+    """Whether ``a`` can carry ``action`` (its ``validate`` passes)."""
+    try:
+        action.validate(a, "activation")
+    except DataError:
+        return False
+    return True
 
 
 def acted(action: Action, g: Element, a: Any) -> Any | None:

@@ -51,7 +51,9 @@ the code's ``||a' - rho(g) a|| / ||rho(g) a||`` (RMS over rows); shares are of t
 errors; ``total`` is the model's own relative error on the same elements.
 
 Models that sample inside ``forward`` (Monte-Carlo) run every pass from the same seed (common
-random numbers), so the unit that draws the samples carries the sampling error.
+random numbers), so the unit that draws the samples carries the sampling error, provided the
+action on what it returns is declared (LieConv's ``lifting`` module: ``u -> g u`` on the lifted
+group elements, :mod:`eqbench.models.lieconv.lifting`).
 """
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ def explain(
     hooks = Hooks(twin, in_action, out_action)
     label = name or model_name(model)
     fields = [(action, tuple(leaf.tensor.shape[1:])) for action, leaf in zip(field_actions(in_action), in_action.leaves(x64))]
-    layout = Layout(group.space_dim, in_action.num_points(x64), fields)
+    layout = Layout(group.space_dim, in_action.num_points(x64), fields, hooks.declared_fields())
     setting = Setting(twin, hooks, group, x64, in_action, out_action, layout, seed, label)
     if group.lie_algebra is None:
         return local_errors(setting, n_elements, [])

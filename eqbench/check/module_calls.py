@@ -19,7 +19,7 @@ import torch.autograd.forward_ad as fwAD
 from torch import Tensor, nn
 
 from eqbench.actions.base import Action
-from eqbench.check.activations import Layout, acted, action_tangent, argument_name, flatten
+from eqbench.check.activations import Layout, acted, action_tangent, argument_name, field_actions, flatten, is_floating
 from eqbench.check.metrics import TINY
 from eqbench.declare import DeclaredActions, declared_actions
 from eqbench.groups.base import Group
@@ -130,6 +130,15 @@ class Hooks:
             elif next(module.children(), None) is None:
                 self.units[module] = qualified
 
+    def declared_fields(self) -> list[Action]:
+        """The field actions of every declared module's input and output (candidates for other activations' actions)."""
+        found: list[Action] = []
+        for module in self.units:
+            declared = declared_actions(module)
+            if declared is not None:
+                found += [a for a in field_actions(declared.in_action) + field_actions(declared.out_action) if a not in found]
+        return found
+
     def declared(self, module: nn.Module) -> DeclaredActions | None:
         """The module's declared actions; a model that is one leaf module acts as the checker says (``in_action`` -> ``out_action``)."""
         found = declared_actions(module)
@@ -220,7 +229,9 @@ class Declared:
     (``how`` an element) leaves, aligned with the boundary's leaves; ``None`` when it does not fit.
 
     ``call``: the leaves are those of a module call ``(args, kwargs)``, whose value is ``args[0]``
-    for one positional argument, the tuple of several, or the dict of keyword arguments.
+    for one positional argument, the tuple of several, or the dict of keyword arguments; beside
+    positional arguments, keyword arguments without floating tensors (options such as a random
+    generator) pass unchanged.
     """
 
     action: Action
@@ -237,15 +248,15 @@ class Declared:
         value = self.rebuild(primals)
         if self.call:
             args, kwargs = value
-            if args and kwargs:
-                raise RuntimeError("a declared module must be called with positional or keyword arguments, not both")
-            value = dict(kwargs) if kwargs else (args[0] if len(args) == 1 else tuple(args))
+            if args and any(is_floating(leaf) for leaf in flatten(kwargs)[0]):
+                raise RuntimeError("a declared module must take its tensors as positional or as keyword arguments, not both")
+            value = dict(kwargs) if kwargs and not args else (args[0] if len(args) == 1 else tuple(args))
         result = action_tangent(self.action, self.how, value) if self.tangent else acted(self.action, self.how, value)
         if result is None:
             return None
         if self.call:
             args, kwargs = self.rebuild(primals)
-            result = ((), result) if kwargs else (((result,) if len(args) == 1 else tuple(result)), {})
+            result = ((), result) if kwargs and not args else (((result,) if len(args) == 1 else tuple(result)), kwargs)
         return flatten(result)[0]
 
 

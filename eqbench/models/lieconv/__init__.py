@@ -4,6 +4,8 @@ Modules, in the order data flows through them:
 
 * :mod:`~eqbench.models.lieconv.groups`: lifting groups (T(n), SO(2), R>0 x SO(2), SE(2),
   SO(3), SE(3), trivial) with lift, exp/log, the pair representation and the invariant distance;
+* :mod:`~eqbench.models.lieconv.lifting`: the lift as a module (where stabiliser samples are
+  drawn) and the group's action on lifted points, ``u -> g u``, declared for ``eqbench explain``;
 * :mod:`~eqbench.models.lieconv.sampling`: farthest point sampling with a seeded start;
 * :mod:`~eqbench.models.lieconv.neighbourhoods`: k nearest / ball-sampled neighbourhoods and the
   adaptive ball radius;

@@ -3,8 +3,8 @@
 Forward pass on ``pos`` ``(B, n, d)``, ``feat`` ``(B, n, chin)``, ``mask`` ``(B, n)``:
 
 1. embed the features (``Linear(chin, k_0)``, per point) and lift the points to ``N = n *
-   liftsamples`` group elements (:mod:`eqbench.models.lieconv.groups`), repeating the
-   features and mask per lift sample;
+   liftsamples`` group elements (the ``lifting`` module, :mod:`eqbench.models.lieconv.lifting`,
+   which draws the stabiliser samples), repeating the features and mask per lift sample;
 2. invariant distances between all lifted points, ``(B, N, N)`` (no gradient; ``4 B N^2``
    bytes in float32, e.g. 42 MB for 25 images of 648 pixels), and, when the layers
    downsample (``ds_frac < 1``), ONE farthest-point order from a seeded start
@@ -48,6 +48,7 @@ from eqbench.models.gigp import GIGP, centroid_distance_orbits
 from eqbench.models.lieconv.blocks import BottleneckBlock, masked_mean
 from eqbench.models.lieconv.conv import LiftedCloud
 from eqbench.models.lieconv.groups.base import Lift, LiftingGroup, gather_points
+from eqbench.models.lieconv.lifting import Lifting
 from eqbench.models.lieconv.pointwise import batch_norm, pack, real_rows, unpack
 from eqbench.models.lieconv.sampling import farthest_point_order
 
@@ -126,8 +127,8 @@ class LieResNet(nn.Module):
         widths = per_layer(k, num_layers + 1, "k")
         fills = per_layer(fill, num_layers, "fill")
         self.chin, self.ds_frac, self.orbit_labels = chin, float(ds_frac), orbit_labels
-        self.liftsamples = liftsamples
         self.generator, self.fixed_seed = generator, fixed_seed
+        self.lifting = Lifting(self.group, liftsamples)
         self.embed = nn.Linear(chin, widths[0])
         conv_options = {"nbhd": nbhd, "knn": knn, "mean": mean, "radius": radius}
         self.blocks = nn.ModuleList(
@@ -150,6 +151,16 @@ class LieResNet(nn.Module):
         for block in self.blocks:
             block.conv.nbhd = value
 
+    @property
+    def liftsamples(self) -> int:
+        """The number of lift samples per point (settable, e.g. for sweeps; the ``lifting`` module's)."""
+        return self.lifting.samples
+
+    @liftsamples.setter
+    def liftsamples(self, value: int) -> None:
+        self.group.check_samples(value)
+        self.lifting.samples = value
+
     def call_generator(self, device: torch.device) -> torch.Generator | None:
         """The generator of one forward pass (see the module docstring)."""
         if self.fixed_seed is not None:
@@ -169,7 +180,7 @@ class LieResNet(nn.Module):
         mask = self.checked_mask(pos, feat, mask)
         samples = self.liftsamples
         generator = self.call_generator(pos.device)
-        lift = self.group.lift(pos, samples, generator)
+        lift = self.lifting(pos, generator=generator)
         point_rows = real_rows(mask)
         values = unpack(self.embed(pack(feat, point_rows)), point_rows, *mask.shape)
         labels = None if self.pool is None else self.point_orbit_labels(pos, mask)

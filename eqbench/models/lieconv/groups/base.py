@@ -37,6 +37,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from eqbench.actions.base import DataError
+from eqbench.groups.element import Element
+
+#: Tolerance of :meth:`LiftingGroup.embed`'s membership tests (orthogonality, zero translation), relative to 1.
+MEMBERSHIP_TOLERANCE = 1e-6
+
 
 @dataclass(frozen=True)
 class Lift:
@@ -123,6 +129,10 @@ class LiftingGroup(ABC):
     kernel_dim: int
     #: True when stabilisers are non-trivial, so that lifts are sampled (``liftsamples`` may exceed 1).
     random_lift: bool = False
+    #: The linear parts of the group's action on ``R^space_dim``: ``"identity"``, ``"rotation"`` (SO(d)) or
+    #: ``"similarity"`` (positive multiples of rotations); and whether it translates (:meth:`embed`).
+    linear_part: str = "rotation"
+    translates: bool = False
 
     def __init__(self, alpha: float = 0.2) -> None:
         if not 0.0 <= float(alpha) <= 1.0:
@@ -181,6 +191,38 @@ class LiftingGroup(ABC):
     @abstractmethod
     def relative(self, u: Tensor, v: Tensor) -> Tensor:
         """``log(v^-1 u)`` for encoded elements (broadcasting leading axes): ``(..., lie_dim)``."""
+
+    # ------------------------------------------------------- eqbench group elements
+    def embed(self, g: Element) -> Tensor:
+        """The encodings ``(B, element_dim)`` of eqbench's affine elements ``g = (M, t)`` as elements of this group.
+
+        This is how the group acts on lifted points: ``g`` takes the lift ``u`` of ``x`` to the
+        lift ``g u`` of ``g . x`` (left multiplication; :mod:`eqbench.models.lieconv.lifting`).
+        Raises :class:`~eqbench.actions.base.DataError` when an element is not in this group (a
+        reflection for SE(3), a rotation for T(n), a translation for SO(3)) or permutes points.
+        """
+        if g.permutation is not None:
+            raise DataError(f"{self.name} acts on lifted points by left multiplication; it does not permute them")
+        d = self.space_dim
+        matrix = g.linear(d)
+        translation = g.translation.to(torch.float64) if g.translation is not None else matrix.new_zeros(matrix.shape[0], d)
+        gram = matrix.transpose(1, 2) @ matrix
+        scale = gram.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None]
+        identity = torch.eye(d, dtype=torch.float64, device=matrix.device)
+        members = {
+            "identity": (matrix - identity).abs().amax((1, 2)) <= MEMBERSHIP_TOLERANCE,
+            "rotation": ((gram - identity).abs().amax((1, 2)) <= MEMBERSHIP_TOLERANCE) & (torch.linalg.det(matrix) > 0),
+            "similarity": ((gram - scale * identity).abs().amax((1, 2)) <= MEMBERSHIP_TOLERANCE * scale[:, 0, 0]) & (torch.linalg.det(matrix) > 0),
+        }[self.linear_part]
+        if not self.translates:
+            members &= translation.abs().amax(-1) <= MEMBERSHIP_TOLERANCE
+        if not bool(members.all()):
+            raise DataError(f"an element (M, t) acting on the points is not in the lifting group {self.name}")
+        return self.encode(matrix, translation)
+
+    @abstractmethod
+    def encode(self, matrix: Tensor, translation: Tensor) -> Tensor:
+        """The encoding ``(B, element_dim)`` of the members ``(M, t)`` ``(B, d, d)``, ``(B, d)`` of this group."""
 
     # ------------------------------------------------------------------ distance
     def distance(self, a: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:

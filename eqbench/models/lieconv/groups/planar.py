@@ -93,6 +93,9 @@ class SO2Lift(LiftingGroup):
     element_dim = 2
     kernel_dim = 2
 
+    def encode(self, matrix: Tensor, translation: Tensor) -> Tensor:
+        return matrix[:, :, 0]
+
     def lift_points(self, points: Tensor, samples: int, generator: torch.Generator | None) -> Lift:
         radius = safe_norm(points, keepdim=True)
         return Lift(points / radius.clamp_min(torch.finfo(points.dtype).tiny), radius)
@@ -146,6 +149,10 @@ class RxSO2Lift(LiftingGroup):
     lie_dim = 2
     element_dim = 2
     kernel_dim = 3
+    linear_part = "similarity"
+
+    def encode(self, matrix: Tensor, translation: Tensor) -> Tensor:
+        return matrix[:, :, 0]
 
     def lift_points(self, points: Tensor, samples: int, generator: torch.Generator | None) -> Lift:
         return Lift(points, points.new_zeros(*points.shape[:2], 0))
@@ -198,6 +205,10 @@ class SE2Lift(LiftingGroup):
     element_dim = 4
     kernel_dim = 4
     random_lift = True
+    translates = True
+
+    def encode(self, matrix: Tensor, translation: Tensor) -> Tensor:
+        return torch.cat([matrix[:, :, 0], translation], -1)
 
     def lift_points(self, points: Tensor, samples: int, generator: torch.Generator | None) -> Lift:
         batch, n, _ = points.shape

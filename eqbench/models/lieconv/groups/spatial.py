@@ -108,6 +108,9 @@ class SO3Lift(LiftingGroup):
     kernel_dim = 3
     random_lift = True
 
+    def encode(self, matrix: Tensor, translation: Tensor) -> Tensor:
+        return matrix.flatten(1)
+
     def lift_points(self, points: Tensor, samples: int, generator: torch.Generator | None) -> Lift:
         batch, n, _ = points.shape
         radius = safe_norm(points, keepdim=True)
@@ -180,6 +183,10 @@ class SE3Lift(LiftingGroup):
     element_dim = 12
     kernel_dim = 6
     random_lift = True
+    translates = True
+
+    def encode(self, matrix: Tensor, translation: Tensor) -> Tensor:
+        return torch.cat([matrix.flatten(1), translation], -1)
 
     def lift_points(self, points: Tensor, samples: int, generator: torch.Generator | None) -> Lift:
         batch, n, _ = points.shape

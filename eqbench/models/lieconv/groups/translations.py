@@ -18,6 +18,9 @@ from eqbench.models.lieconv.groups.base import Lift, LiftingGroup
 class TranslationLift(LiftingGroup):
     """``T(dim)``: elements are translation vectors; ``exp``/``log`` are the identity map."""
 
+    linear_part = "identity"
+    translates = True
+
     def __init__(self, dim: int = 2, alpha: float = 0.2) -> None:
         if dim < 1:
             raise ValueError(f"TranslationLift needs dim >= 1, got {dim}")
@@ -27,6 +30,9 @@ class TranslationLift(LiftingGroup):
 
     def __repr__(self) -> str:
         return f"TranslationLift(dim={self.space_dim}, alpha={self.alpha:g})"
+
+    def encode(self, matrix: Tensor, translation: Tensor) -> Tensor:
+        return translation
 
     def lift_points(self, points: Tensor, samples: int, generator: torch.Generator | None) -> Lift:
         return Lift(points, points.new_zeros(*points.shape[:2], 0))
@@ -58,6 +64,7 @@ class TrivialLift(LiftingGroup):
     """The trivial group on ``R^dim``: no group part, orbit coordinates ``q = x``."""
 
     lie_dim = element_dim = kernel_dim = 0
+    linear_part = "identity"
 
     def __init__(self, dim: int = 2, alpha: float = 0.2) -> None:
         if dim < 1:
@@ -68,6 +75,9 @@ class TrivialLift(LiftingGroup):
 
     def __repr__(self) -> str:
         return f"TrivialLift(dim={self.space_dim}, alpha={self.alpha:g})"
+
+    def encode(self, matrix: Tensor, translation: Tensor) -> Tensor:
+        return translation.new_zeros(translation.shape[0], 0)
 
     def lift_points(self, points: Tensor, samples: int, generator: torch.Generator | None) -> Lift:
         return Lift(points.new_zeros(*points.shape[:2], 0), points)
