@@ -9,7 +9,9 @@ Forward pass on ``pos`` ``(B, n, d)``, ``feat`` ``(B, n, chin)``, ``mask`` ``(B,
    bytes in float32, e.g. 42 MB for 25 images of 648 pixels), and, when the layers
    downsample (``ds_frac < 1``), ONE farthest-point order from a seeded start
    (:mod:`eqbench.models.lieconv.sampling`); every per-point tensor is put in that order, so
-   layer ``l`` queries the first ``m_l = round(ds_frac * m_{l-1})`` points;
+   layer ``l`` queries the first ``m_l = round(ds_frac * m_{l-1})`` points, and the
+   distances are recomputed in that order for the ``m_1`` queries (``(B, m_1, N)``, after the
+   ``(B, N, N)`` ones are freed); both are formed by blocks of rows (:func:`blockwise_distances`);
 3. ``num_layers`` bottleneck blocks (:mod:`eqbench.models.lieconv.blocks`), each with a LieConv
    whose neighbourhoods are chosen from the ``(B, m, n)`` distances and whose pair
    representation is formed for the chosen ``(B, m, nbhd)`` pairs only;
@@ -52,6 +54,8 @@ from eqbench.models.lieconv.pointwise import batch_norm, pack, real_rows, unpack
 from eqbench.models.lieconv.sampling import farthest_point_order
 
 POOLS = ("mean", "gigp")
+#: Elements per block of :func:`blockwise_distances` (4 MB of float32).
+DISTANCE_BLOCK = 1 << 20
 ORBIT_LABELS = ("lift", "centroid")
 
 
@@ -179,12 +183,15 @@ class LieResNet(nn.Module):
         sizes = self.query_sizes(lift.size)
         with torch.no_grad():
             detached = Lift(lift.elements.detach(), lift.orbits.detach())
-            distances = self.group.pair_distances(detached, detached)
+            distances = blockwise_distances(self.group, detached, detached)
+            if sizes[1] < sizes[0]:
+                order = farthest_point_order(distances, mask, sizes[1], generator)
+                del distances  # the ordered distances are recomputed rather than gathered: one (B, N, N) tensor at a time
+                detached = detached.take(order)
+                distances = blockwise_distances(self.group, detached.head(sizes[1]), detached)
         if sizes[1] < sizes[0]:
-            order = farthest_point_order(distances, mask, sizes[1], generator)
             lift, values, mask = lift.take(order), gather_points(values, order), gather_points(mask[..., None], order)[..., 0]
             labels = None if labels is None else gather_points(labels[..., None], order)[..., 0]
-            distances = reorder_distances(distances, order, sizes[1])
         cloud = LiftedCloud(self.group, lift, mask, distances)
         values = pack(values, cloud.rows(sizes[0]))
         for block, inputs, queries in zip(self.blocks, sizes[:-1], sizes[1:]):
@@ -224,11 +231,24 @@ class LieResNet(nn.Module):
         self.pool.fit_bins(self.point_orbit_labels(pos, mask), mask)
 
 
-def reorder_distances(distances: Tensor, order: Tensor, rows: int) -> Tensor:
-    """``distances[b, order[b, :rows]][:, order[b]]``: rows and columns in farthest-point order, ``(B, rows, N)``."""
-    n = distances.shape[-1]
-    picked_rows = torch.gather(distances, 1, order[:, :rows, None].expand(-1, -1, n))
-    return torch.gather(picked_rows, 2, order[:, None, :].expand(-1, rows, -1))
+def blockwise_distances(group: LiftingGroup, u: Lift, v: Lift) -> Tensor:
+    """``group.pair_distances(u, v)`` ``(B, m, n)``, computed a block of rows at a time into one output.
+
+    The closed forms hold a few ``(B, m, n)`` temporaries (products, angles, radii); by
+    blocks of about :data:`DISTANCE_BLOCK` elements they hold those of a block only (and stay
+    in cache). Each distance is a function of its pair alone, so the blocks change nothing
+    (beyond rounding where a closed form uses matrix products, e.g. SO(3)).
+    """
+    batch, m, n = u.elements.shape[0], u.size, v.size
+    rows = max(1, DISTANCE_BLOCK // max(1, batch * n))
+    if rows >= m:
+        return group.pair_distances(u, v)
+    first = group.pair_distances(Lift(u.elements[:, :rows], u.orbits[:, :rows]), v)
+    out = first.new_empty(batch, m, n)
+    out[:, :rows] = first
+    for start in range(rows, m, rows):
+        out[:, start : start + rows] = group.pair_distances(Lift(u.elements[:, start : start + rows], u.orbits[:, start : start + rows]), v)
+    return out
 
 
 def _describe(value: object) -> str:
