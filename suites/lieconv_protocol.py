@@ -99,11 +99,18 @@ def measure(model: torch.nn.Module, run: Callable[[], torch.Tensor], mode: str, 
     return figures
 
 
-def child_main(build: Callable[[dict[str, Any]], tuple[torch.nn.Module, Callable[[], torch.Tensor]]], argv: list[str]) -> int:
+def child_main(
+    build: Callable[[dict[str, Any]], tuple[torch.nn.Module, Callable[[], torch.Tensor]]],
+    argv: list[str],
+    prepare: Callable[[dict[str, Any]], None] = lambda request: None,
+) -> int:
     """Entry of a measuring child: ``argv[0]`` is a JSON request, the result is printed as the last JSON line.
 
     The request holds ``threads``, ``mode``, ``calls``, ``warmups`` and what ``build`` reads
-    (the workload and the path of the saved batch); ``build`` returns the model and its call.
+    (the workload and the path of the saved batch); ``prepare`` imports the implementation
+    (when the module did not), then the resident set is recorded (``imported``: the
+    interpreter, torch and the implementation's modules), then ``build`` returns the model
+    and its call.
     """
     if len(argv) != 1:
         print("usage: one JSON request argument", file=sys.stderr)
@@ -111,6 +118,9 @@ def child_main(build: Callable[[dict[str, Any]], tuple[torch.nn.Module, Callable
     request = json.loads(argv[0])
     torch.set_num_threads(int(request["threads"]))
     torch.manual_seed(0)
+    prepare(request)
+    imported = resident_bytes()
     model, run = build(request)
-    print(json.dumps(measure(model, run, request["mode"], int(request["calls"]), int(request["warmups"]))))
+    figures = measure(model, run, request["mode"], int(request["calls"]), int(request["warmups"]))
+    print(json.dumps({**figures, "imported": imported}))
     return 0

@@ -79,10 +79,18 @@ def reference_group(name: str, alpha: float) -> Any:
     return groups[name]()
 
 
-def build(request: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[], torch.Tensor]]:
-    """The reference network of ``request["workload"]`` and a call on the saved batch ``request["batch"]``."""
+def prepare(request: dict[str, Any]) -> None:
+    """Import the reference from ``request["reference"]`` (with the shims): the modules :func:`build` uses."""
     sys.path.insert(0, request["reference"])
     install_shims()
+    import lie_conv.datasets  # noqa: F401
+    import lie_conv.lieConv  # noqa: F401
+    import lie_conv.lieGroups  # noqa: F401
+    import lie_conv.moleculeTrainer  # noqa: F401
+
+
+def build(request: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[], torch.Tensor]]:
+    """The reference network of ``request["workload"]`` and a call on the saved batch ``request["batch"]`` (after :func:`prepare`)."""
     workload = request["workload"]
     options = dict(workload["model"])
     group = reference_group(workload["group"], options.pop("alpha", 0.2))
@@ -106,4 +114,4 @@ def build(request: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[], torch.
 
 
 if __name__ == "__main__":
-    raise SystemExit(child_main(build, sys.argv[1:]))
+    raise SystemExit(child_main(build, sys.argv[1:], prepare))

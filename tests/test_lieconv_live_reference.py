@@ -104,7 +104,8 @@ def test_live_run_against_a_fake_reference(fake_reference, tmp_path):
     out = completed.stdout
     assert completed.returncode == 0, f"{out}\n{completed.stderr}"
     assert "reference: live from" in out and "STORED" not in out
-    time_section, memory_section = out.split("## Peak memory")
+    time_section, rest = out.split("## Peak memory (GB")
+    memory_section, above_section = rest.split("## Peak memory above the imports")
     time_rows = re.findall(rf"\| rotmnist-so2 +\| (forward|forward\+backward) +\| ({NUMBER}) +\| {NUMBER} +\| ({NUMBER}) +\| ({NUMBER}) +\| (yes|no)", time_section)
     memory_rows = re.findall(rf"\| rotmnist-so2 +\| (forward|forward\+backward) +\| ({NUMBER}) +\| ({NUMBER}) +\| ({NUMBER}) +\| (yes|no)", memory_section)
     assert [row[0] for row in time_rows] == list(MODES) and [row[0] for row in memory_rows] == list(MODES), out
@@ -112,7 +113,11 @@ def test_live_run_against_a_fake_reference(fake_reference, tmp_path):
         assert float(reference) >= 0.05  # the fake reference's sleep
         assert float(ratio) == pytest.approx(float(ours) / float(reference), rel=0.05, abs=0.01)
         assert (met == "yes") == (float(ratio) <= 0.5)
-    for _, ours, reference, ratio, _ in memory_rows:
+    above_rows = re.findall(rf"\| rotmnist-so2 +\| (forward|forward\+backward) +\| ({NUMBER}) +\| ({NUMBER}) +\| ({NUMBER}) +\| (yes|no)", above_section)
+    assert [row[0] for row in above_rows] == list(MODES), out
+    for (_, ours, reference, ratio, _), (_, above, above_reference, _, _) in zip(memory_rows, above_rows):
         assert float(ours) > 0 and float(reference) > 0
         assert float(ratio) == pytest.approx(float(ours) / float(reference), abs=0.02)
+        assert 0 <= float(above) < float(ours) and 0 <= float(above_reference) < float(reference)
+    assert re.search(rf"resident set after the imports \(median over the children\): ours {NUMBER} GB, reference {NUMBER} GB", out), out
     assert report.read_text().startswith("# LieConv vs the reference LieConv")

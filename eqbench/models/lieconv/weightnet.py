@@ -71,6 +71,8 @@ from eqbench.models.lieconv.workspace import Workspace
 #: Pairs per chunk when the items of a batch are convolved a few at a time (:meth:`WeightNet.convolve_in_chunks`):
 #: stage buffers of about 4 MB (32 hidden float32 channels), which stay in the processor's caches.
 CHUNK_PAIRS = 1 << 15
+#: ... and at most this many numbers of the Monte-Carlo sums ``S`` (``m out c`` per item; 4 MB of float32).
+CHUNK_SUMS = 1 << 20
 
 
 class WeightNet(nn.Module):
@@ -117,12 +119,12 @@ class WeightNet(nn.Module):
         Without a backward pass to follow and with fixed BatchNorm statistics (evaluation, or
         no BatchNorm), every item of the batch is independent: the items are then processed
         a few at a time (:meth:`convolve_in_chunks`), so the pair-level temporaries are those
-        of about :data:`CHUNK_PAIRS` pairs instead of the whole batch's.
+        of about :data:`CHUNK_PAIRS` pairs and :data:`CHUNK_SUMS` sums instead of the whole batch's.
         """
         params = self.parameter_list()
         backward = torch.is_grad_enabled() and any(t.requires_grad for t in (pairs, values, linear.weight, linear.bias, *params))
         batch, m, k = valid.shape
-        items = max(1, CHUNK_PAIRS // max(1, m * k))
+        items = max(1, min(CHUNK_PAIRS // max(1, m * k), CHUNK_SUMS // max(1, m * self.widths[-1] * values.shape[-1])))
         if not backward and (self.norms is None or not self.training) and items < batch:
             return self.convolve_in_chunks(pairs, valid, values, index, linear, rows, query_scale, workspace, items)
         flat = pairs.reshape(-1, pairs.shape[-1])
