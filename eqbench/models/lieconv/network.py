@@ -19,9 +19,10 @@ Forward pass on ``pos`` ``(B, n, d)``, ``feat`` ``(B, n, chin)``, ``mask`` ``(B,
    over the real lifted points (averaging over lift samples too), or GIGP
    (:mod:`eqbench.models.gigp`) with ``pool="gigp"``.
 
-Nothing is cached between calls: lifts, distances and subsampling are recomputed from each
-input, so they move with a transformed input (the reference caches its image lift and FPS
-indices after the first call).
+Nothing computed from an input is kept between calls: lifts, distances and subsampling are
+recomputed from each input, so they move with a transformed input (the reference caches its
+image lift and FPS indices after the first call). Only the layers' scratch memory is reused
+from call to call (:mod:`eqbench.models.lieconv.workspace`), overwritten by every pass.
 
 Randomness (random lifts, the FPS start, ball samples) comes from ``generator`` (torch's
 global RNG when ``None``), or, with ``fixed_seed`` set, from a generator re-seeded with it at
@@ -52,6 +53,7 @@ from eqbench.models.lieconv.conv import LiftedCloud
 from eqbench.models.lieconv.groups.base import Lift, LiftingGroup, gather_points
 from eqbench.models.lieconv.pointwise import batch_norm, pack, real_rows, unpack
 from eqbench.models.lieconv.sampling import farthest_point_order
+from eqbench.models.lieconv.workspace import WorkspacePool
 
 POOLS = ("mean", "gigp")
 #: Elements per block of :func:`blockwise_distances` (4 MB of float32).
@@ -140,6 +142,7 @@ class LieResNet(nn.Module):
         self.head_norm = batch_norm(widths[-1], bn)
         self.head = nn.Linear(widths[-1], num_outputs)
         self.pool = GIGP(num_outputs, gigp_bins, gigp_width) if pool == "gigp" else None
+        self.workspaces = WorkspacePool()  # scratch memory kept between passes (not state: see workspace.py)
 
     # ------------------------------------------------------------ Monte-Carlo knobs
     @property
@@ -183,16 +186,19 @@ class LieResNet(nn.Module):
         sizes = self.query_sizes(lift.size)
         with torch.no_grad():
             detached = Lift(lift.elements.detach(), lift.orbits.detach())
+            subsample = sizes[1] < sizes[0]
             distances = blockwise_distances(self.group, detached, detached)
-            if sizes[1] < sizes[0]:
+            if subsample:
                 order = farthest_point_order(distances, mask, sizes[1], generator)
                 del distances  # the ordered distances are recomputed rather than gathered: one (B, N, N) tensor at a time
                 detached = detached.take(order)
                 distances = blockwise_distances(self.group, detached.head(sizes[1]), detached)
-        if sizes[1] < sizes[0]:
+        if subsample:
             lift, values, mask = lift.take(order), gather_points(values, order), gather_points(mask[..., None], order)[..., 0]
             labels = None if labels is None else gather_points(labels[..., None], order)[..., 0]
-        cloud = LiftedCloud(self.group, lift, mask, distances)
+        workspace = self.workspaces.current()
+        workspace.begin()
+        cloud = LiftedCloud(self.group, lift, mask, distances, workspace)
         values = pack(values, cloud.rows(sizes[0]))
         for block, inputs, queries in zip(self.blocks, sizes[:-1], sizes[1:]):
             values = block(cloud, values, inputs, queries, generator)
@@ -232,22 +238,32 @@ class LieResNet(nn.Module):
 
 
 def blockwise_distances(group: LiftingGroup, u: Lift, v: Lift) -> Tensor:
-    """``group.pair_distances(u, v)`` ``(B, m, n)``, computed a block of rows at a time into one output.
+    """``group.pair_distances(u, v)`` ``(B, m, n)``, computed a block at a time into one output.
 
     The closed forms hold a few ``(B, m, n)`` temporaries (products, angles, radii); by
     blocks of about :data:`DISTANCE_BLOCK` elements they hold those of a block only (and stay
-    in cache). Each distance is a function of its pair alone, so the blocks change nothing
-    (beyond rounding where a closed form uses matrix products, e.g. SO(3)).
+    in cache). A block is a few whole items (a contiguous slice of the output), or a few
+    rows of every item when one item exceeds the block. Each distance is a function of its
+    pair alone, so the blocks change nothing (beyond rounding where a closed form uses matrix
+    products, e.g. SO(3)).
     """
     batch, m, n = u.elements.shape[0], u.size, v.size
-    rows = max(1, DISTANCE_BLOCK // max(1, batch * n))
-    if rows >= m:
+    items = DISTANCE_BLOCK // max(1, m * n)
+    if items >= batch or batch * m <= 1:
         return group.pair_distances(u, v)
-    first = group.pair_distances(Lift(u.elements[:, :rows], u.orbits[:, :rows]), v)
-    out = first.new_empty(batch, m, n)
-    out[:, :rows] = first
-    for start in range(rows, m, rows):
-        out[:, start : start + rows] = group.pair_distances(Lift(u.elements[:, start : start + rows], u.orbits[:, start : start + rows]), v)
+    if items >= 1:
+        blocks = [(slice(start, start + items), slice(None)) for start in range(0, batch, items)]
+    else:
+        rows = max(1, DISTANCE_BLOCK // max(1, batch * n))
+        blocks = [(slice(None), slice(start, start + rows)) for start in range(0, m, rows)]
+    out: Tensor | None = None
+    for item_block, row_block in blocks:
+        block = group.pair_distances(
+            Lift(u.elements[item_block, row_block], u.orbits[item_block, row_block]),
+            Lift(v.elements[item_block], v.orbits[item_block]),
+        )
+        out = block.new_empty(batch, m, n) if out is None else out
+        out[item_block, row_block] = block
     return out
 
 
