@@ -495,9 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     where = f"live from {args.reference} ({args.reference_python})" if live else (
         f"STORED figures of ../shared/ANCHORS.md, measured {STORED_DATE} on another day, NOT a live run "
         "(the reference's live times ran 1.2-1.9x slower than these; pass --reference for a live comparison)")
-    lines = [f"torch {torch.__version__}, device {args.device}, {args.threads} threads, float32; each figure the median "
-             f"of {calls} timed calls after {args.warmups} warm-ups in a fresh process, then median [min, max] over "
-             f"{args.rounds} interleaved rounds; reference: {where}; load average before {os.getloadavg()[0]:.2f}"]
+    lines = [(f"torch {torch.__version__}, device {args.device}, {args.threads} threads, float32; each figure the median "
+              f"of {calls} timed calls after {args.warmups} warm-ups in a fresh process, then median [min, max] over "
+              f"{args.rounds} interleaved rounds; reference: {where}; load average before {os.getloadavg()[0]:.2f}")]
     flops: dict[str, int] = {}
     for workload in chosen:
         line, counted = describe(workload, args.device)
@@ -532,15 +532,15 @@ def main(argv: list[str] | None = None) -> int:
             for mode in MODES))
     lines += [
         "", "## Work (our matrix-product flops per call) and throughput", "", work_table(results, flops, names), "",
-        f"calibration, a plain {product_flops / 1e9:.1f} GFLOP float32 matrix product (2048 x 6144 @ 6144 x 384) "
-        f"timed once per round in the parent: {spread(throughput, 1)} GFLOP/s",
+        (f"calibration, a plain {product_flops / 1e9:.1f} GFLOP float32 matrix product (2048 x 6144 @ 6144 x 384) "
+         f"timed once per round in the parent: {spread(throughput, 1)} GFLOP/s"),
         "", "## Peak memory (GB = 10^9 bytes; peak resident set of the child over its timed calls)", "", memory_table, "",
         "## Peak memory above the imports (the peak less the child's resident set after importing torch and the implementation)",
         "", above_table, "",
         "resident set after the imports (median over the children): " + ", ".join(f"{side} {value / 1e9:.3f} GB" for side, value in imported.items()),
         "",
-        f"targets met (median ratio <= {TARGET_RATIO}): time {met(time_ratios)}, peak memory {met(memory_ratios)}, "
-        f"peak memory above the imports {met(above_ratios)}",
+        (f"targets met (median ratio <= {TARGET_RATIO}): time {met(time_ratios)}, peak memory {met(memory_ratios)}, "
+         f"peak memory above the imports {met(above_ratios)}"),
     ]
     if not live:
         lines.append(f"reference column: the STORED figures of ../shared/ANCHORS.md ({STORED_DATE}, another day; "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import collections.abc
+import importlib
 import importlib.abc
 import importlib.machinery
 import sys
@@ -35,6 +36,8 @@ import torch
 from suites.lieconv_protocol import child_main
 
 ABC_ALIASES = ("Iterable", "Mapping", "MutableMapping", "Sequence", "Callable")
+#: The reference's modules that :func:`build` uses.
+REFERENCE_MODULES = ("lie_conv.datasets", "lie_conv.lieConv", "lie_conv.lieGroups", "lie_conv.moleculeTrainer")
 
 
 class EmptyModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -83,10 +86,8 @@ def prepare(request: dict[str, Any]) -> None:
     """Import the reference from ``request["reference"]`` (with the shims): the modules :func:`build` uses."""
     sys.path.insert(0, request["reference"])
     install_shims()
-    import lie_conv.datasets  # noqa: F401
-    import lie_conv.lieConv  # noqa: F401
-    import lie_conv.lieGroups  # noqa: F401
-    import lie_conv.moleculeTrainer  # noqa: F401
+    for module in REFERENCE_MODULES:
+        importlib.import_module(module)
 
 
 def build(request: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[], torch.Tensor]]:

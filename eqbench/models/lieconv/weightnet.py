@@ -141,7 +141,6 @@ class WeightNet(nn.Module):
         layout = Layout(stages, values, index, tuple(valid.shape), rows, slots, scale, backward)
         return PairConvolution.apply(flat, values, layout, linear.weight, linear.bias, *params)
 
-
     def convolve_in_chunks(
         self,
         pairs: Tensor,
