@@ -117,6 +117,20 @@ def assert_close_scaled(got: Tensor, want: Tensor, what: str) -> None:
 @pytest.mark.parametrize("bn", [True, False], ids=["bn", "nobn"])
 @pytest.mark.parametrize("packed", [True, False], ids=["packed-rows", "all-rows"])
 def test_pair_convolution_matches_autograd(dense, training, bn, packed):
+    compare_with_autograd(dense, training, bn, packed)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("bn", [True, False], ids=["bn", "nobn"])
+def test_pair_convolution_matches_autograd_in_blocks_of_rows(monkeypatch, training, bn):
+    """The backward pass's stages by blocks of 3 rows (sums accumulated over blocks, a last partial block)."""
+    monkeypatch.setattr(weightnet, "BLOCK_ROWS", 3)
+    assert len(weightnet.row_blocks(make_case(False)["valid"].sum().item())) > 3
+    compare_with_autograd(False, training, bn, True)
+
+
+def compare_with_autograd(dense: bool, training: bool, bn: bool, packed: bool) -> None:
+    """Output, parameter, pair and value gradients (and running statistics) of ours against the autograd reference."""
     case = make_case(dense)
     net, linear = make_modules(bn)
     twin_net, twin_linear = copy.deepcopy(net), copy.deepcopy(linear)
