@@ -490,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     calls = 1 if args.quick else args.calls
     chosen = [w for w in workloads(args.quick) if args.workloads is None or w.name in args.workloads]
     names, live = [w.name for w in chosen], args.reference is not None
-    sides = Sides(args.reference.resolve() if live else None, args.reference_python)
+    python = args.reference_python if os.sep not in args.reference_python else str(Path(args.reference_python).absolute())
+    sides = Sides(args.reference.resolve() if live else None, python)  # (children run in the repository root)
 
     where = f"live from {args.reference} ({args.reference_python})" if live else (
         f"STORED figures of ../shared/ANCHORS.md, measured {STORED_DATE} on another day, NOT a live run "

@@ -218,22 +218,30 @@ class Stages:
     def forward(self, x: Tensor, params: tuple[Tensor, ...], extra: list[tuple[int, ...]]) -> tuple[Tensor, list[Tensor]]:
         """The weights ``a_L`` ``(V, out)`` (no autograd, in place, in two alternating workspace buffers), recording the statistics.
 
+        A stage's statistics need all its rows, but its BatchNorm and SiLU are applied block by
+        block (:func:`row_blocks`) as the next stage's product reads them, while the block is in cache.
         Also returns workspace tensors of the ``extra`` shapes that do not overlap the weights.
         """
         rows = x.shape[0]
         even, odd, *spare = self.workspace.views([*self.forward_shapes(), *extra], x)
+        pending: tuple[Tensor, Tensor | None, Tensor | None] | None = None  # (z, shift, scale) awaiting BN and SiLU
         for index, (weight, bias, gamma, beta) in enumerate(self.split(params)):
-            out = (even if index % 2 == 0 else odd)[: rows * weight.shape[0]].view(rows, weight.shape[0])
+            z = (even if index % 2 == 0 else odd)[: rows * weight.shape[0]].view(rows, weight.shape[0])
+            for block in row_blocks(rows):
+                h = x[block] if pending is None else activate(*pending, block)
+                if self.norms is None:
+                    torch.addmm(bias, h, weight.t(), out=z[block])
+                else:
+                    torch.mm(h, weight.t(), out=z[block])
             if self.norms is None:
-                z = torch.addmm(bias, x, weight.t(), out=out)
+                pending = (z, None, None)
             else:
-                z = torch.mm(x, weight.t(), out=out)
                 mean, rstd = self.statistics(z, self.norms[index], bias)
                 self.stats.append((mean, rstd))
                 scale = gamma * rstd
-                torch.addcmul(beta - mean * scale, z, scale, out=z)
-            x = F.silu(z, inplace=True)
-        return x, spare
+                pending = (z, beta - mean * scale, scale)
+            x = z
+        return activate(*pending, slice(None)), spare
 
     def statistics(self, z: Tensor, norm: nn.BatchNorm1d, bias: Tensor) -> tuple[Tensor, Tensor]:
         """``(mean, rstd)`` for BatchNorm of ``z + bias`` (``z = W a``, bias excluded); updates running statistics in training."""
@@ -339,6 +347,14 @@ class Stages:
                 return None, grads
             grad = out
         return grad, grads
+
+
+def activate(z: Tensor, shift: Tensor | None, scale: Tensor | None, block: slice) -> Tensor:
+    """``SiLU(scale z + shift)`` (BatchNorm folded into ``scale`` and ``shift``; ``SiLU(z)`` without) on ``z[block]``, in place."""
+    rows = z[block]
+    if scale is not None:
+        torch.addcmul(shift, rows, scale, out=rows)
+    return F.silu(rows, inplace=True)
 
 
 def row_blocks(rows: int) -> list[slice]:
