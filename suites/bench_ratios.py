@@ -9,10 +9,10 @@ Each ratio is measured inside one benchmark call, both sides timed alternately
 * ``E3nnComparison.track_e3nn_per_eqbench``: e3nn's ``assert_equivariant`` elements per second over
   eqbench's, i.e. the inverse of eqbench's speed-up (:mod:`suites.e3nn_comparison`, target <= 1/5);
 * ``LieConvReference.track_time``: eqbench's LieConv seconds per batch over the reference
-  LieConv's stored figure for the same workload (:mod:`suites.lieconv_ratios`,
-  ../shared/ANCHORS.md; the reference itself cannot run here), and ``track_peak_memory`` the
-  peak resident set of a fresh process doing forward + backward over the reference's
-  (target <= 0.5 for both);
+  LieConv's STORED figure for the same workload (:mod:`suites.lieconv_ratios`,
+  ../shared/ANCHORS.md, another day; ``python -m suites.lieconv_ratios --reference PATH`` times
+  the reference live), and ``track_peak_memory`` the peak resident set of a fresh process
+  doing forward + backward over the reference's stored peak (target <= 0.5 for both);
 * ``FrameAveragingSpeed.track_fa_gnn_per_egnn``: FA-GNN's forward time over EGNN's on 100 n-body
   systems of 5 particles (:mod:`suites.fa_ratios`; the paper's figure is 0.66 on a GPU).
 
@@ -103,8 +103,8 @@ class LieConvReferenceMemory(RatioBenchmark):
     param_names = ["workload"]
 
     def track_peak_memory(self, name: str) -> float:
-        peaks = lieconv_ratios.memory_in_subprocess(LIECONV_WORKLOADS[name], "cpu", LIECONV_THREADS)
-        return peaks["forward+backward"] / 1e9 / lieconv_ratios.REFERENCES[name].peak_gb
+        figures = lieconv_ratios.measure_in_subprocess(LIECONV_WORKLOADS[name], "forward+backward", LIECONV_THREADS)
+        return figures["peak"] / lieconv_ratios.STORED[name].peak_bytes
 
 
 class FrameAveragingSpeed(RatioBenchmark):

@@ -36,6 +36,7 @@ from eqbench.models.lieconv import (
     molecule_features,
 )
 from eqbench.models.lieconv.groups import LiftingGroup
+from eqbench.models.lieconv.groups.base import Lift
 
 DT = torch.float64
 EXACT = 1e-9
@@ -365,3 +366,25 @@ def test_molecule_lieconv_with_centroid_gigp_is_translation_invariant():
     assert relative_change(model, (pos, one_hot, charges), (translate(pos), one_hot, charges)) <= EXACT
     stretched = pos * torch.tensor([1.0, 1.0, 2.0], dtype=DT)  # negative control
     assert relative_change(model, (pos, one_hot, charges), (stretched, one_hot, charges)) > MOVED
+
+
+@pytest.mark.parametrize("group", [SO2Lift(), TranslationLift(2), TranslationLift(3), SE2Lift(), SO3Lift()], ids=lambda g: g.name)
+def test_blockwise_distances_equal_the_closed_form_in_one_go(monkeypatch, group):
+    """Distances computed a block at a time (3 rows of every item, a last partial block; or one item) equal the closed form's.
+
+    Exactly for the elementwise closed forms; to rounding where one uses matrix products (SO(3)).
+    """
+    from eqbench.models.lieconv import network
+
+    generator = torch.Generator().manual_seed(0)
+    points = torch.randn(2, 11, group.space_dim, generator=generator, dtype=DT)
+    lift = group.lift(points, 2 if group.random_lift else 1, generator)
+    queries = Lift(lift.elements[:, :7], lift.orbits[:, :7])
+    want = group.pair_distances(queries, lift)
+    for block in (3 * 2 * lift.size, 7 * lift.size):  # 3 rows of both items, then one item, per block
+        monkeypatch.setattr(network, "DISTANCE_BLOCK", block)
+        got = network.blockwise_distances(group, queries, lift)
+        assert got.shape == want.shape == (2, 7, lift.size)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    shuffled = Lift(lift.elements.flip(1), lift.orbits.flip(1))  # negative control: other columns give other distances
+    assert (network.blockwise_distances(group, queries, shuffled) - want).abs().max() > 1e-3

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from eqbench.models.lieconv import weightnet
 from eqbench.models.lieconv.weightnet import WeightNet
 from eqbench.models.lieconv.workspace import Workspace
 
@@ -116,6 +117,20 @@ def assert_close_scaled(got: Tensor, want: Tensor, what: str) -> None:
 @pytest.mark.parametrize("bn", [True, False], ids=["bn", "nobn"])
 @pytest.mark.parametrize("packed", [True, False], ids=["packed-rows", "all-rows"])
 def test_pair_convolution_matches_autograd(dense, training, bn, packed):
+    compare_with_autograd(dense, training, bn, packed)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("bn", [True, False], ids=["bn", "nobn"])
+def test_pair_convolution_matches_autograd_in_blocks_of_rows(monkeypatch, training, bn):
+    """The backward pass's stages by blocks of 3 rows (sums accumulated over blocks, a last partial block)."""
+    monkeypatch.setattr(weightnet, "BLOCK_ROWS", 3)
+    assert len(weightnet.row_blocks(make_case(False)["valid"].sum().item())) > 3
+    compare_with_autograd(False, training, bn, True)
+
+
+def compare_with_autograd(dense: bool, training: bool, bn: bool, packed: bool) -> None:
+    """Output, parameter, pair and value gradients (and running statistics) of ours against the autograd reference."""
     case = make_case(dense)
     net, linear = make_modules(bn)
     twin_net, twin_linear = copy.deepcopy(net), copy.deepcopy(linear)
@@ -231,3 +246,32 @@ def test_cumulative_running_statistics_when_momentum_is_none():
         assert int(got.num_batches_tracked) == int(want.num_batches_tracked) == 3
         assert_close_scaled(got.running_mean, want.running_mean, "cumulative running mean")
         assert_close_scaled(got.running_var, want.running_var, "cumulative running variance")
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["gather", "dense"])
+@pytest.mark.parametrize("bn, training, chunked", [(True, False, True), (False, True, True), (True, True, False)],
+                         ids=["bn-eval", "nobn-train", "bn-train"])
+@pytest.mark.parametrize("skip_item", [False, True], ids=["real-queries", "an-item-all-padding"])
+def test_items_a_few_at_a_time_without_backward(monkeypatch, dense, bn, training, chunked, skip_item):
+    """Without a backward pass and with fixed statistics the items go one at a time (CHUNK_PAIRS = 1) and give the same output.
+
+    BatchNorm in training takes its statistics over the whole batch: there the items must not
+    be split (the per-item statistics would change the output, which the reference catches).
+    """
+    monkeypatch.setattr(weightnet, "CHUNK_PAIRS", 1)
+    calls = []
+    chunks = WeightNet.convolve_in_chunks
+    monkeypatch.setattr(WeightNet, "convolve_in_chunks", lambda self, *a: calls.append(a[-1]) or chunks(self, *a))
+    case = make_case(dense)
+    rows = case["rows"][case["rows"] >= QUERIES] if skip_item else case["rows"]  # item 0 all padding, or not
+    net, linear = make_modules(bn)
+    twin_net, twin_linear = copy.deepcopy(net), copy.deepcopy(linear)
+    net.train(training)
+    twin_net.train(training)
+    with torch.no_grad():
+        got = ours(net, case["pairs"], case["valid"], case["values"], case["index"], linear, rows, case["query_scale"])
+        want = reference_convolve(twin_net, case["pairs"], case["valid"], case["values"], case["index"], twin_linear, rows,
+                                  case["query_scale"])
+    assert calls == ([1] if chunked else [])
+    assert got.shape == (rows.numel(), CHOUT)
+    assert_close_scaled(got, want, "output")

@@ -44,7 +44,8 @@ class BottleneckBlock(nn.Module):
         x = F.silu(self.norm_reduced(self.reduce(F.silu(self.norm_in(values)))))
         x = self.conv(cloud, unpack(x, cloud.rows(inputs), batch, inputs), queries, generator)
         x = self.expand(F.silu(self.norm_conv(x)))
-        return x + F.pad(cloud.restrict(values, inputs, queries), (0, self.chout - self.chin))
+        x[:, : self.chin] += cloud.restrict(values, inputs, queries)  # the zero-padded residual, added in place
+        return x
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:

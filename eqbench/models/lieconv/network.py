@@ -9,7 +9,9 @@ Forward pass on ``pos`` ``(B, n, d)``, ``feat`` ``(B, n, chin)``, ``mask`` ``(B,
    bytes in float32, e.g. 42 MB for 25 images of 648 pixels), and, when the layers
    downsample (``ds_frac < 1``), ONE farthest-point order from a seeded start
    (:mod:`eqbench.models.lieconv.sampling`); every per-point tensor is put in that order, so
-   layer ``l`` queries the first ``m_l = round(ds_frac * m_{l-1})`` points;
+   layer ``l`` queries the first ``m_l = round(ds_frac * m_{l-1})`` points, and the
+   distances are recomputed in that order for the ``m_1`` queries (``(B, m_1, N)``, after the
+   ``(B, N, N)`` ones are freed); both are formed by blocks of rows (:func:`blockwise_distances`);
 3. ``num_layers`` bottleneck blocks (:mod:`eqbench.models.lieconv.blocks`), each with a LieConv
    whose neighbourhoods are chosen from the ``(B, m, n)`` distances and whose pair
    representation is formed for the chosen ``(B, m, nbhd)`` pairs only;
@@ -17,9 +19,10 @@ Forward pass on ``pos`` ``(B, n, d)``, ``feat`` ``(B, n, chin)``, ``mask`` ``(B,
    over the real lifted points (averaging over lift samples too), or GIGP
    (:mod:`eqbench.models.gigp`) with ``pool="gigp"``.
 
-Nothing is cached between calls: lifts, distances and subsampling are recomputed from each
-input, so they move with a transformed input (the reference caches its image lift and FPS
-indices after the first call).
+Nothing computed from an input is kept between calls: lifts, distances and subsampling are
+recomputed from each input, so they move with a transformed input (the reference caches its
+image lift and FPS indices after the first call). Only the layers' scratch memory is reused
+from call to call (:mod:`eqbench.models.lieconv.workspace`), overwritten by every pass.
 
 Randomness (random lifts, the FPS start, ball samples) comes from ``generator`` (torch's
 global RNG when ``None``), or, with ``fixed_seed`` set, from a generator re-seeded with it at
@@ -51,8 +54,11 @@ from eqbench.models.lieconv.groups.base import Lift, LiftingGroup, gather_points
 from eqbench.models.lieconv.lifting import Lifting
 from eqbench.models.lieconv.pointwise import batch_norm, pack, real_rows, unpack
 from eqbench.models.lieconv.sampling import farthest_point_order
+from eqbench.models.lieconv.workspace import WorkspacePool
 
 POOLS = ("mean", "gigp")
+#: Elements per block of :func:`blockwise_distances` (4 MB of float32).
+DISTANCE_BLOCK = 1 << 20
 ORBIT_LABELS = ("lift", "centroid")
 
 
@@ -137,6 +143,7 @@ class LieResNet(nn.Module):
         self.head_norm = batch_norm(widths[-1], bn)
         self.head = nn.Linear(widths[-1], num_outputs)
         self.pool = GIGP(num_outputs, gigp_bins, gigp_width) if pool == "gigp" else None
+        self.workspaces = WorkspacePool()  # scratch memory kept between passes (not state: see workspace.py)
 
     # ------------------------------------------------------------ Monte-Carlo knobs
     @property
@@ -190,13 +197,19 @@ class LieResNet(nn.Module):
         sizes = self.query_sizes(lift.size)
         with torch.no_grad():
             detached = Lift(lift.elements.detach(), lift.orbits.detach())
-            distances = self.group.pair_distances(detached, detached)
-        if sizes[1] < sizes[0]:
-            order = farthest_point_order(distances, mask, sizes[1], generator)
+            subsample = sizes[1] < sizes[0]
+            distances = blockwise_distances(self.group, detached, detached)
+            if subsample:
+                order = farthest_point_order(distances, mask, sizes[1], generator)
+                del distances  # the ordered distances are recomputed rather than gathered: one (B, N, N) tensor at a time
+                detached = detached.take(order)
+                distances = blockwise_distances(self.group, detached.head(sizes[1]), detached)
+        if subsample:
             lift, values, mask = lift.take(order), gather_points(values, order), gather_points(mask[..., None], order)[..., 0]
             labels = None if labels is None else gather_points(labels[..., None], order)[..., 0]
-            distances = reorder_distances(distances, order, sizes[1])
-        cloud = LiftedCloud(self.group, lift, mask, distances)
+        workspace = self.workspaces.current()
+        workspace.begin()
+        cloud = LiftedCloud(self.group, lift, mask, distances, workspace)
         values = pack(values, cloud.rows(sizes[0]))
         for block, inputs, queries in zip(self.blocks, sizes[:-1], sizes[1:]):
             values = block(cloud, values, inputs, queries, generator)
@@ -235,11 +248,34 @@ class LieResNet(nn.Module):
         self.pool.fit_bins(self.point_orbit_labels(pos, mask), mask)
 
 
-def reorder_distances(distances: Tensor, order: Tensor, rows: int) -> Tensor:
-    """``distances[b, order[b, :rows]][:, order[b]]``: rows and columns in farthest-point order, ``(B, rows, N)``."""
-    n = distances.shape[-1]
-    picked_rows = torch.gather(distances, 1, order[:, :rows, None].expand(-1, -1, n))
-    return torch.gather(picked_rows, 2, order[:, None, :].expand(-1, rows, -1))
+def blockwise_distances(group: LiftingGroup, u: Lift, v: Lift) -> Tensor:
+    """``group.pair_distances(u, v)`` ``(B, m, n)``, computed a block at a time into one output.
+
+    The closed forms hold a few ``(B, m, n)`` temporaries (products, angles, radii); by
+    blocks of about :data:`DISTANCE_BLOCK` elements they hold those of a block only (and stay
+    in cache). A block is a few whole items (a contiguous slice of the output), or a few
+    rows of every item when one item exceeds the block. Each distance is a function of its
+    pair alone, so the blocks change nothing (beyond rounding where a closed form uses matrix
+    products, e.g. SO(3)).
+    """
+    batch, m, n = u.elements.shape[0], u.size, v.size
+    items = DISTANCE_BLOCK // max(1, m * n)
+    if items >= batch or batch * m <= 1:
+        return group.pair_distances(u, v)
+    if items >= 1:
+        blocks = [(slice(start, start + items), slice(None)) for start in range(0, batch, items)]
+    else:
+        rows = max(1, DISTANCE_BLOCK // max(1, batch * n))
+        blocks = [(slice(None), slice(start, start + rows)) for start in range(0, m, rows)]
+    out: Tensor | None = None
+    for item_block, row_block in blocks:
+        block = group.pair_distances(
+            Lift(u.elements[item_block, row_block], u.orbits[item_block, row_block]),
+            Lift(v.elements[item_block], v.orbits[item_block]),
+        )
+        out = block.new_empty(batch, m, n) if out is None else out
+        out[item_block, row_block] = block
+    return out
 
 
 def _describe(value: object) -> str:

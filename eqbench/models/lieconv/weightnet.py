@@ -42,6 +42,12 @@ arrays (the SiLU ones, with an ``exp`` per element, cost the most), so the passe
 Measured with ``suites/lieconv_ratios.py`` (2 threads), these took forward + backward from 1.08
 to 0.98 s (rotMNIST, SO(2)) and from 0.33 to 0.22 s (QM9, ``k = 256``), and peak memory from
 0.84 to 0.94 GB (rotMNIST) and from 0.99 to 1.15 GB (QM9, ``k = 1536``), 0.41 of the reference's.
+Then (issue 12): the backward pass's stages run by cache-sized blocks of rows (recomputation
+through all stages per block; per stage, one sweep for ``g_y`` and its sums, one for ``g_z``
+and the products), with ``g_W`` as ``(a^T g_z)^T``; evaluation without backward convolves a
+few items at a time. Interleaved in one process on one thread (CPU time, busy machine), these
+and the kept workspace (:mod:`~eqbench.models.lieconv.workspace`) took rotMNIST forward +
+backward to about 0.8 of its earlier time (SO(2) and T(2)) and forward to about 0.9.
 
 Chain rule (``n = V`` valid pairs, ``s = gamma rstd``, ``x̂`` the normalised ``z``, ``1`` a
 column of ones):
@@ -66,6 +72,15 @@ from torch.autograd.function import once_differentiable
 
 from eqbench.models.lieconv.groups.base import gather_points
 from eqbench.models.lieconv.workspace import Workspace
+
+
+#: Pairs per chunk when the items of a batch are convolved a few at a time (:meth:`WeightNet.convolve_in_chunks`):
+#: stage buffers of about 4 MB (32 hidden float32 channels), which stay in the processor's caches.
+CHUNK_PAIRS = 1 << 15
+#: ... and at most this many numbers of the Monte-Carlo sums ``S`` (``m out c`` per item; 4 MB of float32).
+CHUNK_SUMS = 1 << 20
+#: Rows per block of the backward pass's stage computations (2 MB per block of 32 float32 channels: cache-sized).
+BLOCK_ROWS = 1 << 14
 
 
 class WeightNet(nn.Module):
@@ -108,7 +123,18 @@ class WeightNet(nn.Module):
         ``rows`` are the flat indices (into ``B m``) of the real queries, ``None`` for all.
         ``query_scale`` ``(B, m)`` (``s_i``, e.g. one over the number of neighbours) scales
         ``L``'s product before its bias.
+
+        Without a backward pass to follow and with fixed BatchNorm statistics (evaluation, or
+        no BatchNorm), every item of the batch is independent: the items are then processed
+        a few at a time (:meth:`convolve_in_chunks`), so the pair-level temporaries are those
+        of about :data:`CHUNK_PAIRS` pairs and :data:`CHUNK_SUMS` sums instead of the whole batch's.
         """
+        params = self.parameter_list()
+        backward = torch.is_grad_enabled() and any(t.requires_grad for t in (pairs, values, linear.weight, linear.bias, *params))
+        batch, m, k = valid.shape
+        items = max(1, min(CHUNK_PAIRS // max(1, m * k), CHUNK_SUMS // max(1, m * self.widths[-1] * values.shape[-1])))
+        if not backward and (self.norms is None or not self.training) and items < batch:
+            return self.convolve_in_chunks(pairs, valid, values, index, linear, rows, query_scale, workspace, items)
         flat = pairs.reshape(-1, pairs.shape[-1])
         slots = valid.reshape(-1).nonzero().squeeze(1)
         if slots.numel() == flat.shape[0]:
@@ -119,11 +145,43 @@ class WeightNet(nn.Module):
         if query_scale is not None:
             scale = query_scale.reshape(-1).to(pairs.dtype)
             scale = (scale if rows is None else scale.index_select(0, rows))[:, None]
-        params = self.parameter_list()
-        backward = torch.is_grad_enabled() and any(t.requires_grad for t in (flat, values, linear.weight, linear.bias, *params))
         stages = Stages(self, flat.shape[0], Workspace() if workspace is None else workspace)
         layout = Layout(stages, values, index, tuple(valid.shape), rows, slots, scale, backward)
         return PairConvolution.apply(flat, values, layout, linear.weight, linear.bias, *params)
+
+    def convolve_in_chunks(
+        self,
+        pairs: Tensor,
+        valid: Tensor,
+        values: Tensor,
+        index: Tensor | None,
+        linear: nn.Linear,
+        rows: Tensor | None,
+        query_scale: Tensor | None,
+        workspace: Workspace | None,
+        items: int,
+    ) -> Tensor:
+        """:meth:`convolve` on ``items`` batch items at a time (no backward, fixed statistics): the same ``(R, c_out)``.
+
+        ``rows`` are sorted (flat indices of the real queries), so the chunks' outputs follow
+        one another in the order of ``rows``.
+        """
+        batch, m = valid.shape[:2]
+        workspace = Workspace() if workspace is None else workspace
+        outputs = []
+        for start in range(0, batch, items):
+            stop = min(start + items, batch)
+            chunk_rows = None
+            if rows is not None:
+                first, last = torch.searchsorted(rows, torch.tensor([start * m, stop * m], device=rows.device)).tolist()
+                if first == last:
+                    continue  # no real query among these items
+                chunk_rows = None if last - first == (stop - start) * m else rows[first:last] - start * m
+            outputs.append(self.convolve(
+                pairs[start:stop], valid[start:stop], values[start:stop], None if index is None else index[start:stop],
+                linear, chunk_rows, None if query_scale is None else query_scale[start:stop], workspace,
+            ))
+        return torch.cat(outputs) if outputs else values.new_zeros(0, linear.out_features)
 
 
 class Stages:
@@ -160,22 +218,30 @@ class Stages:
     def forward(self, x: Tensor, params: tuple[Tensor, ...], extra: list[tuple[int, ...]]) -> tuple[Tensor, list[Tensor]]:
         """The weights ``a_L`` ``(V, out)`` (no autograd, in place, in two alternating workspace buffers), recording the statistics.
 
+        A stage's statistics need all its rows, but its BatchNorm and SiLU are applied block by
+        block (:func:`row_blocks`) as the next stage's product reads them, while the block is in cache.
         Also returns workspace tensors of the ``extra`` shapes that do not overlap the weights.
         """
         rows = x.shape[0]
         even, odd, *spare = self.workspace.views([*self.forward_shapes(), *extra], x)
+        pending: tuple[Tensor, Tensor | None, Tensor | None] | None = None  # (z, shift, scale) awaiting BN and SiLU
         for index, (weight, bias, gamma, beta) in enumerate(self.split(params)):
-            out = (even if index % 2 == 0 else odd)[: rows * weight.shape[0]].view(rows, weight.shape[0])
+            z = (even if index % 2 == 0 else odd)[: rows * weight.shape[0]].view(rows, weight.shape[0])
+            for block in row_blocks(rows):
+                h = x[block] if pending is None else activate(*pending, block)
+                if self.norms is None:
+                    torch.addmm(bias, h, weight.t(), out=z[block])
+                else:
+                    torch.mm(h, weight.t(), out=z[block])
             if self.norms is None:
-                z = torch.addmm(bias, x, weight.t(), out=out)
+                pending = (z, None, None)
             else:
-                z = torch.mm(x, weight.t(), out=out)
                 mean, rstd = self.statistics(z, self.norms[index], bias)
                 self.stats.append((mean, rstd))
                 scale = gamma * rstd
-                torch.addcmul(beta - mean * scale, z, scale, out=z)
-            x = F.silu(z, inplace=True)
-        return x, spare
+                pending = (z, beta - mean * scale, scale)
+            x = z
+        return activate(*pending, slice(None)), spare
 
     def statistics(self, z: Tensor, norm: nn.BatchNorm1d, bias: Tensor) -> tuple[Tensor, Tensor]:
         """``(mean, rstd)`` for BatchNorm of ``z + bias`` (``z = W a``, bias excluded); updates running statistics in training."""
@@ -195,22 +261,30 @@ class Stages:
     def recompute(self, x: Tensor, params: tuple[Tensor, ...], scratch: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """Stage inputs ``[a_0, ..., a_L]`` (the last is the weights) and ``x̂_l`` (BN) or ``z_l`` per stage.
 
-        ``scratch`` holds ``2 L`` buffers: ``x̂_1, ..., x̂_L, a_1, ..., a_L``.
+        ``scratch`` holds ``2 L`` buffers: ``x̂_1, ..., x̂_L, a_1, ..., a_L``. With the statistics
+        known every row is independent, so all the stages run on one block of rows after the
+        other (:func:`row_blocks`: each block's stages stay in cache).
         """
         stages = self.split(params)
-        inputs, normalised = [x], []
-        for index, (weight, bias, gamma, beta) in enumerate(stages):
-            first, second = scratch[index], scratch[len(stages) + index]
+        count = len(stages)
+        folded = []  # per stage: the matrix and the shift giving z (no BN) or x̂ (BN) in one product
+        for index, (weight, bias, _, _) in enumerate(stages):
             if self.norms is None:
-                z = torch.addmm(bias, x, weight.t(), out=first)
-                x = torch.ops.aten.silu.out(z, out=second)
+                folded.append((weight.t(), bias))
             else:
                 mean, rstd = self.stats[index]
-                z = torch.mm(x, (weight * rstd[:, None]).t(), out=first).sub_(mean * rstd)  # (addmm would copy the bias first)
-                x = F.silu(torch.addcmul(beta, z, gamma, out=second), inplace=True)
-            normalised.append(z)
-            inputs.append(x)
-        return inputs, normalised
+                folded.append(((weight * rstd[:, None]).t(), mean * rstd))
+        for block in row_blocks(x.shape[0]):
+            h = x[block]
+            for index, (_, _, gamma, beta) in enumerate(stages):
+                first, second = scratch[index][block], scratch[count + index][block]
+                matrix, shift = folded[index]
+                if self.norms is None:
+                    h = torch.ops.aten.silu.out(torch.addmm(shift, h, matrix, out=first), out=second)
+                else:
+                    z = torch.mm(h, matrix, out=first).sub_(shift)  # (addmm would copy the shift first)
+                    h = F.silu(torch.addcmul(beta, z, gamma, out=second), inplace=True)
+        return [x, *scratch[count:]], list(scratch[:count])
 
     def backward(
         self, grad: Tensor, params: tuple[Tensor, ...], inputs: list[Tensor], normalised: list[Tensor], spares: list[Tensor], input_grad: bool
@@ -219,40 +293,73 @@ class Stages:
 
         Consumes ``grad``, ``inputs[1:]`` and ``normalised``; the gradients of the stage inputs
         alternate between the two flat ``spares``. ``g_pairs`` (``None`` unless ``input_grad``) is a fresh tensor.
+        Each stage takes two sweeps over blocks of rows (:func:`row_blocks`): the first forms
+        ``g_y`` and its column sums (which the batch statistics' terms need), the second ``g_z``,
+        the products for ``g_W`` (accumulated) and ``g_a``, so each block stays in cache.
         """
         stages = self.split(params)
         grads: list[Tensor] = []
         for index in reversed(range(len(stages))):
             weight, bias, gamma, beta = stages[index]
-            a = inputs[index]
-            if self.norms is None:
-                gy = torch.ops.aten.silu_backward.grad_input(grad, normalised[index], grad_input=grad)
-                grad_beta = gy.sum(0)
-                grads = [gy.t() @ a, grad_beta] + grads
-                offset = None
-            else:
-                xhat, free = normalised[index], inputs[index + 1]  # a_l is no longer needed
-                gy = torch.ops.aten.silu_backward.grad_input(grad, torch.addcmul(beta, xhat, gamma, out=free), grad_input=grad)
-                grad_beta = gy.sum(0)
-                grad_gamma = torch.mul(gy, xhat, out=free).sum(0)
+            a, z, free = inputs[index], normalised[index], inputs[index + 1]  # a_l (free) is no longer needed
+            blocks = row_blocks(a.shape[0])
+            grad_beta = grad.new_zeros(weight.shape[0])
+            grad_gamma = grad.new_zeros(weight.shape[0])
+            for block in blocks:  # g_y = SiLU'(y) g (in place of g), its column sums
+                y = z[block] if self.norms is None else torch.addcmul(beta, z[block], gamma, out=free[block])
+                gy = torch.ops.aten.silu_backward.grad_input(grad[block], y, grad_input=grad[block])
+                grad_beta += gy.sum(0)
+                if self.norms is not None:
+                    grad_gamma += torch.mul(gy, z[block], out=free[block]).sum(0)
+            scale, v, t, offset = None, None, None, None
+            if self.norms is not None:
                 scale = gamma * self.stats[index][1]
-                gy.mul_(scale)
                 if self.training:  # the batch statistics depend on z too: g_z = s g_y - v x̂ - t
                     v, t = scale * grad_gamma / self.count, scale * grad_beta / self.count
-                    gy.addcmul_(xhat, -v)
-                    grads = [torch.addr(gy.t() @ a, t, a.sum(0), alpha=-1), torch.zeros_like(bias), grad_gamma, grad_beta] + grads
                     offset = -(t @ weight)
-                else:
-                    grads = [gy.t() @ a, scale * grad_beta, grad_gamma, grad_beta] + grads
-                    offset = None
-            if index == 0 and not input_grad:
-                return None, grads
+            produce = index > 0 or input_grad
             rows, width = a.shape
-            out = None if index == 0 else spares[index % 2][: rows * width].view(rows, width)
-            grad = torch.mm(gy, weight, out=out)
-            if offset is not None:
-                grad.add_(offset)
+            if produce:
+                out = torch.empty(rows, width, dtype=grad.dtype, device=grad.device) if index == 0 else spares[index % 2][: rows * width].view(rows, width)
+            # g_W^T = a^T g_z, accumulated over the blocks: the thin operand first, which the CPU's matrix
+            # product runs far better for the first stage (in = pair_dim = 4 for SO(2): 8 ms instead of 88 ms
+            # for g_z^T a on a rotMNIST first layer, one thread) and as well for the others
+            transposed = grad.new_zeros(width, weight.shape[0])
+            for block in blocks:
+                gz = grad[block]
+                if scale is not None:
+                    gz.mul_(scale)
+                if v is not None:
+                    gz.addcmul_(z[block], -v)
+                transposed.addmm_(a[block].t(), gz)
+                if produce:
+                    product = torch.mm(gz, weight, out=out[block])
+                    if offset is not None:
+                        product.add_(offset)
+            grad_weight = transposed.t().contiguous()
+            if self.norms is None:
+                grads = [grad_weight, grad_beta] + grads
+            elif self.training:
+                grads = [torch.addr(grad_weight, t, a.sum(0), alpha=-1), torch.zeros_like(bias), grad_gamma, grad_beta] + grads
+            else:
+                grads = [grad_weight, scale * grad_beta, grad_gamma, grad_beta] + grads
+            if not produce:
+                return None, grads
+            grad = out
         return grad, grads
+
+
+def activate(z: Tensor, shift: Tensor | None, scale: Tensor | None, block: slice) -> Tensor:
+    """``SiLU(scale z + shift)`` (BatchNorm folded into ``scale`` and ``shift``; ``SiLU(z)`` without) on ``z[block]``, in place."""
+    rows = z[block]
+    if scale is not None:
+        torch.addcmul(shift, rows, scale, out=rows)
+    return F.silu(rows, inplace=True)
+
+
+def row_blocks(rows: int) -> list[slice]:
+    """Consecutive slices of at most :data:`BLOCK_ROWS` rows covering ``rows`` rows."""
+    return [slice(start, min(start + BLOCK_ROWS, rows)) for start in range(0, rows, BLOCK_ROWS)]
 
 
 class PairConvolution(torch.autograd.Function):
