@@ -252,3 +252,25 @@ def test_a_declared_module_refuses_tensors_both_positional_and_by_keyword() -> N
     model.factor = torch.tensor(2.0, dtype=torch.float64)
     with pytest.raises(RuntimeError, match="positional or as keyword arguments, not both"):
         explain(model, SE3(), CLOUDS, Points(), Invariant(), n_inputs=2)
+
+
+class InPlaceResidual(nn.Module):
+    """An exactly permutation-invariant model that adds into its layer's output in place (``h += 1``), as residual blocks do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Linear(1, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inner(x.norm(dim=-1, keepdim=True))
+        h += 1.0
+        return h.sum(dim=1)
+
+
+def test_activations_changed_in_place_after_a_module_are_not_blamed_on_it() -> None:
+    """Explain records copies: the in-place add must not read as ``inner``'s own error (it did, ~1, before)."""
+    torch.manual_seed(0)
+    attribution = explain(InPlaceResidual(), Symmetric(), CLOUDS, Points(), Invariant(), n_inputs=2)
+    assert attribution.method == METHOD_LOCAL
+    assert attribution.total < 1e-10
+    assert all(m.local_error < 1e-9 for m in attribution.modules if math.isfinite(m.local_error))

@@ -66,21 +66,30 @@ def local_errors(setting: Setting, n_elements: int, notes: list[str]) -> Attribu
 
 
 def _record(setting: Setting, x: Any) -> tuple[list[tuple[list[Any], list[Any]]], Any]:
-    """Every module call of one forward pass on ``x``: ``(input leaves, output leaves)`` (outputs for units only), and the output."""
+    """Every module call of one forward pass on ``x``: ``(input leaves, output leaves)`` (outputs for units only), and the output.
+
+    Tensors are recorded as copies: a model that later changes an activation in place (a residual
+    added into a layer's output, an in-place activation function) must not change what was recorded.
+    """
     record: list[tuple[list[Any], list[Any]]] = []
     open_calls: list[int] = []
 
     def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        record.append((flatten((args, kwargs))[0], []))
+        record.append((_copies(flatten((args, kwargs))[0]), []))
         if module in setting.hooks.units:
             open_calls.append(len(record) - 1)
 
     def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        record[open_calls.pop()][1].extend(flatten(output)[0])
+        record[open_calls.pop()][1].extend(_copies(flatten(output)[0]))
 
     with setting.hooks.installed(pre_hook, hook), torch.no_grad():
         out = call_model(setting.twin, x)
     return record, out
+
+
+def _copies(leaves: list[Any]) -> list[Any]:
+    """Tensors cloned (detached), anything else as it is."""
+    return [leaf.detach().clone() if isinstance(leaf, Tensor) else leaf for leaf in leaves]
 
 
 class _MovedPass:
