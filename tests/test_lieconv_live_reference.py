@@ -120,7 +120,8 @@ def test_live_run_against_a_fake_reference(fake_reference, tmp_path):
     assert [row[0] for row in above_rows] == list(MODES), out
     for (_, ours, reference, ratio, _), (_, above, above_reference, _, _) in zip(memory_rows, above_rows):
         assert float(ours) > 0 and float(reference) > 0
-        assert float(ratio) == pytest.approx(float(ours) / float(reference), abs=0.02)
+        # GB printed to 2 decimals, the ratio (of the unrounded peaks) to 2.
+        assert (float(ours) - 5e-3) / (float(reference) + 5e-3) - 5e-3 <= float(ratio) <= (float(ours) + 5e-3) / (float(reference) - 5e-3) + 5e-3
         assert 0 <= float(above) < float(ours) and 0 <= float(above_reference) < float(reference)
     assert re.search(rf"resident set after the imports \(median over the children\): ours {NUMBER} GB, reference {NUMBER} GB", out), out
     assert report.read_text().startswith("# LieConv vs the reference LieConv")
