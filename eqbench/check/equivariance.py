@@ -150,7 +150,7 @@ def check_equivariance(
     except ModelFailure as failure:
         result.message = f"model failed on the random phase's inputs: {failure}"
         return _finish(result, start)
-    rel, absolute = table.rel, table.abs  # each property stacks every output leaf: read them once
+    rel, absolute = table.rel, table.abs
     random_unexplained = judgement.unexplained_error(rel)
     worst = judgement.worst(rel)
     random_worst = Case(structure, int(owner[worst]), {key: value[worst : worst + 1] for key, value in params.items()})

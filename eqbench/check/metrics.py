@@ -23,6 +23,7 @@ sample's error is the number of differing entries (absolute) and 1 when any diff
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -139,18 +140,18 @@ def output_gaps(out_action: Any, first: Any, second: Any, mask: Tensor | None, s
     return gaps
 
 
-@dataclass
+@dataclass(frozen=True)
 class ErrorTable:
-    """Errors of every output leaf on the same R samples."""
+    """Errors of every output leaf on the same R samples (read-only: the worst-over-leaves columns are computed once)."""
 
     leaves: list[LeafErrors]
 
-    @property
+    @functools.cached_property
     def rel(self) -> Tensor:
         """``(R,)`` worst scale-adjusted relative error of each sample over the leaves."""
         return torch.stack([leaf.rel for leaf in self.leaves]).amax(dim=0)
 
-    @property
+    @functools.cached_property
     def abs(self) -> Tensor:
         return torch.stack([leaf.abs for leaf in self.leaves]).amax(dim=0)
 
