@@ -121,19 +121,27 @@ def _to_cpu_float64(t: Tensor) -> Tensor:
 
 
 def evaluate_cases(
-    setup: CheckSetup, x64: Any, g: Element, owner: Tensor, *, twin: TwinModel | None = None
+    setup: CheckSetup, x64: Any, g: Element, owner: Tensor, *, twin: TwinModel | None = None, stacked: Any = None
 ) -> CaseEvaluation:
     """Errors of ``f(g_r.x_{owner[r]})`` against ``g_r.f(x_{owner[r]})`` for every ``r`` (one forward pass).
 
     ``twin`` (one of ``setup``'s dtype twins) is evaluated instead of the model in the checked
-    dtype. Raises :class:`~eqbench.check.forward.ModelFailure`.
+    dtype. ``stacked`` is ``stack_transformed(in_action, x64, g, owner)`` when the caller has it
+    already (rows of an earlier evaluation, a prepared check). Raises
+    :class:`~eqbench.check.forward.ModelFailure`.
     """
     base_rows = setup.in_action.batch_size(x64)
-    stacked = stack_transformed(setup.in_action, x64, g, owner)
+    if stacked is None:
+        stacked = stack_transformed(setup.in_action, x64, g, owner)
     if twin is None:
         outputs = forward(setup.model, setup, stacked, setup.dtype)
     else:
         outputs = forward(twin, setup, stacked, twin.dtype)
+    return case_errors(setup, stacked, outputs, g, owner, base_rows)
+
+
+def case_errors(setup: CheckSetup, stacked: Any, outputs: Any, g: Element, owner: Tensor, base_rows: int) -> CaseEvaluation:
+    """The errors of a case batch from its stacked float64 inputs and the model's float64 outputs on them (step 3)."""
     out_action = setup.out_action
     fx = out_action.index(outputs, slice(0, base_rows))
     try:

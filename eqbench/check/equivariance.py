@@ -13,7 +13,10 @@ model's input and output, in three steps:
    deterministic function of each item (:mod:`eqbench.check.determinism`; if not, ``error``);
 2. **search** (``search_examples > 0``): hypothesis looks for inputs and elements that break
    the expectation and shrinks what it finds (:mod:`eqbench.check.search`); each searched
-   input is checked with its drawn element and ``n_elements - 1`` random ones in one pass;
+   input is checked with its drawn element and ``search_elements - 1`` random ones in one pass
+   (``search_elements`` defaults to ``2 * n_elements``: an example's fixed cost, about 2-3 ms of
+   hypothesis's engine, drawing, transforming and judging, is spread over twice the random
+   phase's elements per input, and every searched input meets that many elements);
 3. **verdict** (:mod:`eqbench.check.verdict`): every sample above the exact threshold is
    re-evaluated in the other precision (:mod:`eqbench.check.rounding`, worst first), and only
    an error that does not shrink with precision is unexplained; ``exact`` when nothing is,
@@ -40,9 +43,10 @@ from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, evaluate_
 from eqbench.check.forward import ModelFailure, model_name
 from eqbench.check.determinism import nondeterminism
 from eqbench.check.noise import NoiseFloor, noise_floor
+from eqbench.check.random_phase import prepare_random_phase
 from eqbench.check.reproduce import counterexample, params_to_lists, worst_counterexample
 from eqbench.check.result import CheckResult, EquivarianceError, Float64Diagnosis, IllPosed, Verdict
-from eqbench.check.rounding import Judgement, judge_samples
+from eqbench.check.rounding import Judgement, judge_samples, twin_outputs
 from eqbench.check.search import Case, Judge, SearchOutcome, run_search
 from eqbench.check.verdict import (
     check_expected,
@@ -52,7 +56,7 @@ from eqbench.check.verdict import (
     precision_thresholds,
     is_ill_posed,
 )
-from eqbench.groups.base import Group, Params, cat_params
+from eqbench.groups.base import Group, Params
 from eqbench.inputs.base import InputStructure
 
 
@@ -69,12 +73,14 @@ def check_equivariance(
     n_inputs: int = 4,
     n_elements: int = 16,
     search_examples: int = 40,
+    search_elements: int | None = None,
     exhaustive: bool | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     name: str | None = None,
     counterexamples: bool = True,
     repeat_check: bool = True,
+    twin_rows: str = "worst",
 ) -> CheckResult:
     """Check that ``model(g.x) == g.model(x)`` for ``g`` in ``group`` (see the module docstring).
 
@@ -85,17 +91,25 @@ def check_equivariance(
     hunts for and ``result.matches_expected`` (``"violated"`` is met by ``approximate`` too).
     ``tolerance`` bounds the unexplained relative error of ``approximate``. ``dtype`` is the
     precision the inputs are cast to; the model is called as given (cast a module yourself, or
-    register it with ``check_options={"dtype": ...}``, which casts it). ``exhaustive`` decides whether the random phase tries every element of a
-    finite group on every input instead of ``n_elements`` random ones: ``None`` (default) when
-    the group's order on the data is at most ``n_elements``, ``True`` always (``ValueError`` for
-    a group that is not finite or too large to enumerate), ``False`` never. The same ``seed``
+    register it with ``check_options={"dtype": ...}``, which casts it). ``search_elements``
+    (default ``2 * n_elements``) is the number of elements each searched input is evaluated
+    with in one pass, its drawn element included: lower it for a model whose forward pass on
+    that many rows does not fit in memory. ``exhaustive`` decides whether the random phase tries
+    every element of a finite group on every input instead of ``n_elements`` random ones:
+    ``None`` (default) when the group's order on the data is at most ``n_elements``, ``True``
+    always (``ValueError`` for a group that is not finite or too large to enumerate), ``False`` never. The same ``seed``
     gives the same inputs, elements, search and verdict. ``counterexamples=False`` skips building
     the reproducible counterexample and the worst example of a non-exact verdict (their replays
     and snippets; ``result.counterexample`` and ``result.worst_example`` stay ``None``), for
     callers that only read the verdict and the errors, such as tracking through training.
     ``repeat_check=False`` skips the second forward pass of the base inputs that detects
     undeclared nondeterminism (:mod:`eqbench.check.determinism`), for a caller that has already
-    established it on the same model code (the tracker after its first probe).
+    established it on the same model code (the tracker after its first probe). ``twin_rows`` says
+    which rows of the random phase the model's twin in the other precision evaluates: ``"worst"``
+    (default) the inputs (noise floor), then only samples above the exact threshold, worst first;
+    ``"all"`` every row in one pass up front, which both steps then read (one twin pass instead of
+    two, for a model that costs little on the whole batch, such as the tracker's probe; the same
+    rows and rule, so the same verdict).
     Model misbehaviour gives the verdict ``error``; invalid arguments raise ``ValueError``
     or ``TypeError``. Inside a test that is itself a hypothesis ``@given`` test, the outer
     test needs ``suppress_health_check=[HealthCheck.nested_given]`` (the ``eqbench-quick``
@@ -103,20 +117,16 @@ def check_equivariance(
     """
     start = time.perf_counter()
     expected = check_expected(expected)
-    _check_arguments(group, tolerance, n_inputs, n_elements, search_examples, exhaustive)
+    search_elements = 2 * n_elements if search_elements is None else search_elements
+    _check_arguments(group, tolerance, n_inputs, n_elements, search_examples, search_elements, exhaustive)
+    if twin_rows not in ("worst", "all"):
+        raise ValueError(f"twin_rows must be 'worst' or 'all', got {twin_rows!r}")
     setup = CheckSetup(model, group, in_action, out_action, dtype, device)
-    source = InputSource(inputs, in_action)
-    structure, x64 = source.random(n_inputs, seed)
-    batch, num_points = in_action.batch_size(x64), in_action.num_points(x64)
-    enumerated = enumeration(group, num_points, n_elements, exhaustive)
-    if enumerated is None:
-        per_input = n_elements
-        params = group.sample_params(batch * n_elements, torch.Generator().manual_seed(seed), num_points)
-    else:
-        per_input = group.order(num_points)
-        params = cat_params([enumerated] * batch)
-    g = group.element(params)
-    owner = torch.arange(batch).repeat_interleave(per_input)
+    phase = prepare_random_phase(
+        inputs, group, in_action, n_inputs=n_inputs, n_elements=n_elements, exhaustive=exhaustive, seed=seed
+    )
+    source, structure, x64, params, g, owner = phase.source, phase.structure, phase.x64, phase.params, phase.g, phase.owner
+    batch, per_input = phase.batch, phase.per_input
     result = CheckResult(
         model=name or model_name(model),
         group=group.name,
@@ -131,14 +141,15 @@ def check_equivariance(
         tolerance=tolerance,
         n_elements=batch * per_input,
         n_inputs=batch,
-        exhaustive=enumerated is not None,
+        exhaustive=phase.exhaustive,
         seed=seed,
         seconds=0.0,
         dtype=str(dtype).removeprefix("torch."),
     )
     try:
-        evaluation = evaluate_cases(setup, x64, g, owner)
-        floor = noise_floor(setup, evaluation)
+        evaluation = evaluate_cases(setup, x64, g, owner, stacked=phase.stacked)
+        twin = twin_outputs(setup, evaluation) if twin_rows == "all" else None
+        floor = noise_floor(setup, evaluation, twin)
         threshold, thresholds = exact_threshold(floor.value, dtype), precision_thresholds(floor.value, dtype)
         result.noise_floor, result.exact_threshold = floor.value, threshold
         unrepeatable = nondeterminism(setup, evaluation, threshold) if repeat_check else ""
@@ -146,7 +157,7 @@ def check_equivariance(
             result.message = unrepeatable
             return _finish(result, start)
         table = evaluation.table
-        judgement = judge_samples(setup, x64, g, owner, evaluation, table, threshold, thresholds)
+        judgement = judge_samples(setup, g, owner, evaluation, table, threshold, thresholds, outputs=twin)
     except ModelFailure as failure:
         result.message = f"model failed on the random phase's inputs: {failure}"
         return _finish(result, start)
@@ -159,7 +170,7 @@ def check_equivariance(
         failing = random_unexplained > failure_threshold(expected, tolerance)
         judge = Judge(expected, threshold, thresholds, tolerance, table)
         search = run_search(
-            setup, source, judge=judge, examples=search_examples, elements=n_elements, seed=seed,
+            setup, source, judge=judge, examples=search_examples, elements=search_elements, seed=seed,
             anchor=random_worst if failing else None,
         )
 
@@ -168,20 +179,21 @@ def check_equivariance(
         summary = result.per_output[leaf_name]
         summary.max_rel_error = max(summary.max_rel_error, leaf_rel)
         summary.max_abs_error = max(summary.max_abs_error, leaf_abs)
-    result.max_rel_error = max(float(rel.max()), search.max_rel_error)
-    result.mean_rel_error = float(rel.mean())
-    result.max_abs_error = max(float(absolute.max()), search.max_abs_error)
-    result.mean_abs_error = float(absolute.mean())
+    max_rel, result.mean_rel_error, max_abs, result.mean_abs_error = torch.stack(
+        [rel.max(), rel.mean(), absolute.max(), absolute.mean()]
+    ).tolist()
+    result.max_rel_error = max(max_rel, search.max_rel_error)
+    result.max_abs_error = max(max_abs, search.max_abs_error)
     result.unexplained_error = max(random_unexplained, search.unexplained_error)
     result.n_elements += search.elements
     result.search_examples = search.evaluations
     result.ill_posed = _ill_posed(setup, source, structure, floor, judgement, owner, params, search)
-    exact_action = search.exact_action and acts_exactly(in_action, g) and acts_exactly(out_action, g)
+    exact_action = search.exact_action and phase.acts_exactly_on_inputs and acts_exactly(out_action, g)
     notes = [f"noise floor by {floor.method}" + (f" ({floor.detail})" if floor.detail else "")]
     problem = judgement.problem or search.problem
     if problem:
         notes.append(f"errors above the exact threshold could not be re-evaluated in the other precision ({problem})")
-    if enumerated is not None:
+    if phase.exhaustive:
         notes.append(f"exhaustive: all {per_input} elements of {group.name} on each input")
     if not exact_action:
         notes.append("some elements act only approximately on the data (interpolation): exact is reported as approximate")
@@ -222,27 +234,9 @@ def assert_equivariant(*args: Any, **kwargs: Any) -> CheckResult:
 assert_equivariant.__signature__ = inspect.signature(check_equivariance)  # type: ignore[attr-defined]
 
 
-def enumeration(group: Group, num_points: int | None, n_elements: int, exhaustive: bool | None) -> Params | None:
-    """Every element's parameters when the random phase is exhaustive (see ``exhaustive``), else ``None``."""
-    if exhaustive is False:
-        return None
-    order = group.order(num_points)
-    if order is None:
-        if exhaustive:
-            raise ValueError(f"exhaustive=True needs a finite group; {group.name} is not finite on this data")
-        return None
-    if exhaustive is None and order > n_elements:
-        return None
-    try:
-        return group.enumerate_params(num_points)
-    except NotImplementedError as missing:  # a finite group of a plugin that only overrides order()
-        if exhaustive:
-            raise ValueError(f"exhaustive=True: {group.name} does not enumerate its parameters ({missing})") from None
-        return None
-
-
 def _check_arguments(
-    group: Group, tolerance: float, n_inputs: int, n_elements: int, search_examples: int, exhaustive: bool | None
+    group: Group, tolerance: float, n_inputs: int, n_elements: int, search_examples: int, search_elements: int,
+    exhaustive: bool | None,
 ) -> None:
     if not isinstance(group, Group):
         raise TypeError(f"group must be an eqbench Group (e.g. eqbench.groups.SO3()), got {group!r}")
@@ -250,7 +244,10 @@ def _check_arguments(
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
     if exhaustive not in (None, True, False):
         raise ValueError(f"exhaustive must be None, True or False, got {exhaustive!r}")
-    counts = (("n_inputs", n_inputs, 1), ("n_elements", n_elements, 1), ("search_examples", search_examples, 0))
+    counts = (
+        ("n_inputs", n_inputs, 1), ("n_elements", n_elements, 1), ("search_examples", search_examples, 0),
+        ("search_elements", search_elements, 1),
+    )
     for label, value, least in counts:
         if not isinstance(value, int) or value < least:
             raise ValueError(f"{label} must be an integer >= {least}, got {value!r}")

@@ -70,15 +70,8 @@ class LeafErrors:
         return LeafErrors(self.name, self.abs, self.abs / (scale + TINY), self.ratio, scale, self.square_sum, self.rows)
 
     def summary(self) -> OutputErrors:
-        return OutputErrors(
-            name=self.name,
-            max_rel_error=float(self.rel.max()),
-            mean_rel_error=float(self.rel.mean()),
-            max_abs_error=float(self.abs.max()),
-            mean_abs_error=float(self.abs.mean()),
-            max_sample_ratio=float(self.ratio.max()),
-            scale=self.scale,
-        )
+        numbers = torch.stack([self.rel.max(), self.rel.mean(), self.abs.max(), self.abs.mean(), self.ratio.max()]).tolist()
+        return OutputErrors(self.name, *numbers, scale=self.scale)
 
 
 def leaf_errors(fgx: Leaf, gfx: Leaf, fx: Leaf, mask: Tensor | None, base_mask: Tensor | None) -> LeafErrors:

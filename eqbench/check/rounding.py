@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from eqbench.check.cases import CaseEvaluation, CheckSetup, evaluate_cases
+from eqbench.check.cases import CaseEvaluation, CheckSetup, case_errors, forward
 from eqbench.check.forward import ModelFailure
 from eqbench.check.metrics import ErrorTable, output_gaps
 from eqbench.check.verdict import REEVALUATED_FIRST, shrinks_with_precision
@@ -61,7 +61,6 @@ class Judgement:
 
 def judge_samples(
     setup: CheckSetup,
-    x64: Any,
     g: Element,
     owner: Tensor,
     evaluation: CaseEvaluation,
@@ -69,6 +68,7 @@ def judge_samples(
     threshold: float,
     thresholds: tuple[float, float],
     first: int | None = None,
+    outputs: Any = None,
 ) -> Judgement:
     """Judge every sample of an evaluated case batch by the rule of :mod:`eqbench.check.verdict`.
 
@@ -76,7 +76,9 @@ def judge_samples(
     may be relative to the batch's own); ``threshold`` is ``T_exact``, ``thresholds`` is
     ``(T_lo, T_64)`` (:func:`~eqbench.check.verdict.precision_thresholds`). Sample ``first``
     (the search's drawn element), when above ``T_exact``, is re-evaluated in the first pass
-    whatever its rank, so that it is always judged itself.
+    whatever its rank, so that it is always judged itself. ``outputs`` are the twin's outputs on
+    every row of ``evaluation`` (:func:`twin_outputs`) when the caller has them: the re-evaluation
+    then reads its rows instead of running the twin.
     """
     rel = table.rel
     samples = rel.shape[0]
@@ -89,6 +91,15 @@ def judge_samples(
     if first is not None and bool((above == first).any()):
         above = torch.cat([above[above == first], above[above != first]])
     twin = setup.other_model
+
+    def other_precision(batch: Tensor) -> tuple[Tensor, Tensor]:
+        """The samples' errors in the other precision and the model's own gaps between the precisions."""
+        other = _reevaluate(setup, g, owner, batch, table, evaluation, outputs)
+        return other.table.rel, _gaps(setup, evaluation, other, owner, batch, table)
+
+    if outputs is not None:  # every sample's other-precision error and gap at once, read per batch below
+        every_rel, every_gap = other_precision(torch.arange(samples))
+        other_precision = lambda batch: (every_rel[batch], every_gap[batch])  # noqa: E731
     start = 0
     for stop in (REEVALUATED_FIRST, above.numel()):
         batch = above[start:stop]
@@ -96,16 +107,14 @@ def judge_samples(
             break
         if not twin.problem:
             try:
-                other = _reevaluate(setup, x64, g, owner, batch, table)
+                other_rel, gaps = other_precision(batch)
             except ModelFailure as failure:
                 twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
         if twin.problem:  # no re-evaluation: what is above T_exact stays unexplained
             judgement.problem = twin.problem
             judgement.unexplained[above[start:]] = True
             break
-        other_rel = other.table.rel
         judgement.other_error[batch] = other_rel
-        gaps = _gaps(setup, evaluation, other, owner, batch, table)
         low, high = (other_rel, rel[batch]) if setup.dtype == torch.float64 else (rel[batch], other_rel)
         low_rounding = float(torch.maximum(low, gaps).max())  # r_lo: the model's lower-precision rounding here
         rounding = shrinks_with_precision(
@@ -122,10 +131,39 @@ def judge_samples(
     return judgement
 
 
-def _reevaluate(setup: CheckSetup, x64: Any, g: Element, owner: Tensor, batch: Tensor, table: ErrorTable) -> CaseEvaluation:
-    """The samples ``batch`` evaluated by the twin, errors relative to ``table``'s scales."""
+def twin_outputs(setup: CheckSetup, evaluation: CaseEvaluation) -> Any:
+    """The twin in the other precision on every row of an evaluated case batch, in one pass up front.
+
+    ``None`` when the twin cannot run (its ``problem`` then says why, as after a failed
+    re-evaluation). With these outputs the noise floor (:func:`~eqbench.check.noise.noise_floor`)
+    and :func:`judge_samples` take their rows instead of running the twin themselves: one pass
+    instead of two, worth it when the whole batch costs the model little (the tracker's probe).
+    """
+    twin = setup.other_model
+    if twin.problem:
+        return None
+    try:
+        return forward(twin, setup, evaluation.stacked, twin.dtype)
+    except ModelFailure as failure:
+        twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
+        return None
+
+
+def _reevaluate(
+    setup: CheckSetup, g: Element, owner: Tensor, batch: Tensor, table: ErrorTable, checked: CaseEvaluation, outputs: Any
+) -> CaseEvaluation:
+    """The samples ``batch`` evaluated by the twin, errors relative to ``table``'s scales.
+
+    The twin gets the very float64 rows the checked pass got (``checked.stacked``: the inputs, then
+    the samples' transformed inputs), not a second transformation of them; ``outputs``, the twin's
+    outputs on every row of ``checked`` (:func:`twin_outputs`), when the caller has them.
+    """
     inputs, local_owner = torch.unique(owner[batch], return_inverse=True)
-    evaluation = evaluate_cases(setup, setup.in_action.index(x64, inputs), g.index(batch), local_owner, twin=setup.other_model)
+    rows = torch.cat([inputs, checked.base_rows + batch])
+    stacked = setup.in_action.index(checked.stacked, rows)
+    twin = setup.other_model
+    other = forward(twin, setup, stacked, twin.dtype) if outputs is None else setup.out_action.index(outputs, rows)
+    evaluation = case_errors(setup, stacked, other, g.index(batch), local_owner, inputs.numel())
     evaluation.table = evaluation.table.rescaled(table.scales)
     return evaluation
 

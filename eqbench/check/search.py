@@ -326,7 +326,7 @@ def evaluate(
     try:
         evaluation = evaluate_cases(setup, x64, g, owner)
         table = evaluation.table.pooled(judge.reference)
-        judgement = judge_samples(setup, x64, g, owner, evaluation, table, judge.threshold, judge.thresholds, first=0)
+        judgement = judge_samples(setup, g, owner, evaluation, table, judge.threshold, judge.thresholds, first=0)
     except ModelFailure as failure:
         return CaseOutcome(float("inf"), True, failure)
     outcome.problem = outcome.problem or judgement.problem

@@ -8,7 +8,10 @@ elements every epoch (every element of a finite group such as C4 when it has at 
 
     :func:`eqbench.check.check_equivariance` (model, G, probe set, actions, search_examples=0,
     counterexamples=False, repeat_check only on the first probe: the model's code does not change
-    between epochs, so one repeated forward establishes that it is deterministic in eval mode)
+    between epochs, so one repeated forward establishes that it is deterministic in eval mode;
+    twin_rows="all": the probe set is small, so the float64 twin runs once on every row for both
+    the noise floor and the re-evaluation; the probe set's cast, elements and transformed inputs
+    are prepared once, :mod:`eqbench.check.random_phase`)
 
 in eval mode and adds to the epoch's history row ``equivariance_group``, ``..._verdict``,
 ``..._mean_rel_error`` and ``..._max_rel_error`` (the checker's scale-adjusted relative error
@@ -98,7 +101,7 @@ class EquivarianceTracker:
                 result = check_equivariance(
                     model, self.group, self.probe, self.in_action, self.out_action,
                     seed=self.seed, n_elements=self.n_elements, search_examples=0, device=self.device,
-                    counterexamples=False, repeat_check=not self.probed,
+                    counterexamples=False, repeat_check=not self.probed, twin_rows="all",
                 )
                 self.probed = True
         finally:
