@@ -40,11 +40,15 @@ per call (with 2 threads it includes OpenMP's spinning at barriers).
 
 **Peak memory**: the child's peak resident set (``VmHWM``) over its timed calls, restarted
 from its resident set after the warm-ups: Python, torch, the model, the batch and the passes
-(the recipe's measure). It includes what the imports hold (about 0.24 GB for torch and
-eqbench, 0.39 GB for torch and the reference with olive-oil-ml), which bounds the ratio from
-below on small workloads (QM9 at ``k = 256`` peaks at 0.5 GB in the reference, so no
-network of ours could reach half of it); the second table gives the peak above the resident
-set after the imports (what the network, its batch and its passes added). GB are 10^9 bytes. (The stored reference peaks of ../shared/ANCHORS.md were written as
+(the recipe's measure). Our child is :mod:`suites.lieconv_ours`, which imports only torch and
+:mod:`eqbench.models.lieconv`. The peak includes what the imports hold (0.230 GB for torch
+alone, 0.237 GB in our child, 0.39 GB for torch and the reference with olive-oil-ml), which
+bounds the ratio from below on small workloads: QM9 at ``k = 256`` peaks at about 0.50 GB in
+the reference, so half of it leaves ours about 0.013 GB above its imports for its parameters
+(2.5 MB), the pages of torch's library its operations touch in the first passes (about 11 MB,
+the mandatory training pass included) and its tensors; it measured 0.262 GB (0.025 GB above
+the imports: 0.52 of the reference), down from 0.286 GB. The second table gives the peak above
+the resident set after the imports (what the network, its batch and its passes added). GB are 10^9 bytes. (The stored reference peaks of ../shared/ANCHORS.md were written as
 MiB / 1000, e.g. "2.3 GB" for 2,300 MiB = 2.41 GB; they are converted here.)
 
 **Work**: the matrix-product flops of each of our calls (``torch.utils.flop_counter``) and the
