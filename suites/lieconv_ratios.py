@@ -40,11 +40,15 @@ per call (with 2 threads it includes OpenMP's spinning at barriers).
 
 **Peak memory**: the child's peak resident set (``VmHWM``) over its timed calls, restarted
 from its resident set after the warm-ups: Python, torch, the model, the batch and the passes
-(the recipe's measure). It includes what the imports hold (about 0.24 GB for torch and
-eqbench, 0.39 GB for torch and the reference with olive-oil-ml), which bounds the ratio from
-below on small workloads (QM9 at ``k = 256`` peaks at 0.5 GB in the reference, so no
-network of ours could reach half of it); the second table gives the peak above the resident
-set after the imports (what the network, its batch and its passes added). GB are 10^9 bytes. (The stored reference peaks of ../shared/ANCHORS.md were written as
+(the recipe's measure). Our child is :mod:`suites.lieconv_ours`, which imports only torch and
+:mod:`eqbench.models.lieconv`. The peak includes what the imports hold (0.230 GB for torch
+alone, 0.237 GB in our child, 0.39 GB for torch and the reference with olive-oil-ml), which
+bounds the ratio from below on small workloads: QM9 at ``k = 256`` peaks at about 0.50 GB in
+the reference, so half of it leaves ours about 0.013 GB above its imports for its parameters
+(2.5 MB), the pages of torch's library its operations touch in the first passes (about 11 MB,
+the mandatory training pass included) and its tensors; it measured 0.262 GB (0.025 GB above
+the imports: 0.52 of the reference), down from 0.286 GB. The second table gives the peak above
+the resident set after the imports (what the network, its batch and its passes added). GB are 10^9 bytes. (The stored reference peaks of ../shared/ANCHORS.md were written as
 MiB / 1000, e.g. "2.3 GB" for 2,300 MiB = 2.41 GB; they are converted here.)
 
 **Work**: the matrix-product flops of each of our calls (``torch.utils.flop_counter``) and the
@@ -69,7 +73,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +82,8 @@ from tabulate import tabulate
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from eqbench.models.lieconv import (
-    ImgLieResNet,
-    MolecLieResNet,
-    image_point_cloud,
-    lifting_group,
-)
-from suites.lieconv_protocol import MODES, child_main, mode_call
+from suites.lieconv_ours import Workload, our_network
+from suites.lieconv_protocol import MODES, mode_call
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.5
@@ -115,26 +114,6 @@ class StoredReference:
     def peak_bytes(self) -> float:
         """The forward + backward peak in bytes: the stored "GB" figures are MiB / 1000."""
         return self.written_peak * 1000 * MIB
-
-
-@dataclass(frozen=True)
-class Workload:
-    """One benchmarked network and batch, as plain JSON-able values (sent to the measuring children).
-
-    ``kind`` ``"image"`` (``size`` x ``size`` images cropped at ``crop_radius``) or
-    ``"molecule"`` (``atoms`` real atoms padded to ``size`` per molecule); ``group`` a
-    :func:`~eqbench.models.lieconv.lifting_group` name; ``model`` the network's keyword options.
-    """
-
-    name: str
-    kind: str
-    group: str
-    model: dict[str, Any]
-    batch: int
-    size: int
-    atoms: int = 0
-    crop_radius: float | None = None
-    points_per_layer: tuple[int, ...] = field(default=())
 
 
 STORED = {
@@ -206,20 +185,6 @@ def raw_batch(workload: Workload) -> dict[str, Any]:
     raise ValueError(f"workload {workload.name}: kind must be 'image' or 'molecule', got {workload.kind!r}")
 
 
-def our_network(workload: Workload, batch: dict[str, Any], device: str) -> tuple[nn.Module, tuple[Tensor, ...]]:
-    """eqbench's network for the workload (seeded initialisation) and its inputs on ``device``."""
-    torch.manual_seed(0)
-    options = dict(workload.model)
-    group = lifting_group(workload.group, options.pop("alpha", 0.2))
-    if workload.kind == "image":
-        model: nn.Module = ImgLieResNet(chin=1, num_targets=10, group=group, **options)
-        inputs: tuple[Tensor, ...] = image_point_cloud(batch["images"], workload.crop_radius)
-    else:
-        model = MolecLieResNet(batch["one_hot"].shape[-1], charge_scale=batch["charge_scale"], group=group, **options)
-        inputs = (batch["pos"], batch["one_hot"], batch["charges"])
-    return model.to(device), tuple(x.to(device) for x in inputs)
-
-
 def build(workload: Workload, device: str) -> tuple[nn.Module, tuple[Tensor, ...]]:
     """Our network and batch, the ball radii estimated by one training pass without gradients (evaluation needs them)."""
     model, inputs = our_network(workload, raw_batch(workload), device)
@@ -238,14 +203,6 @@ def points_per_layer(model: nn.Module, inputs: tuple[Tensor, ...]) -> list[int]:
     return model.query_sizes(inputs[0].shape[1])  # type: ignore[operator]
 
 
-def build_child(request: dict[str, Any]) -> tuple[nn.Module, Callable[[], Tensor]]:
-    """Our side of a measuring child (:func:`suites.lieconv_protocol.child_main`): the network on the saved batch."""
-    payload = request["workload"]
-    workload = Workload(**{**payload, "points_per_layer": tuple(payload["points_per_layer"])})
-    model, inputs = our_network(workload, torch.load(request["batch"]), request.get("device", "cpu"))
-    return model, lambda: model(*inputs)
-
-
 # ---------------------------------------------------------------------------------- rounds
 @dataclass(frozen=True)
 class Sides:
@@ -257,7 +214,7 @@ class Sides:
     def command(self, side: str, request: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
         """The child's command line and environment for ``side`` (``ours`` or ``reference``)."""
         if side == "ours":
-            return [sys.executable, "-m", "suites.lieconv_ratios", "--child", json.dumps(request)], {"PYTHONPATH": str(ROOT)}
+            return [sys.executable, "-m", "suites.lieconv_ours", json.dumps(request)], {"PYTHONPATH": str(ROOT)}
         if self.reference is None:
             raise ValueError("no --reference checkout was given")
         request = {**request, "reference": str(self.reference)}
@@ -463,10 +420,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workloads", nargs="+", default=None, help="a subset of the workloads (default all four)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where ours runs (default cpu)")
     parser.add_argument("--out", type=Path, default=None, help="also write the output as markdown here (atomically)")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child is not None:
-        return args
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available to torch here")
     if args.device == "cuda" and args.reference is not None:
@@ -484,8 +438,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    if args.child is not None:
-        return child_main(build_child, [args.child])
     torch.set_num_threads(args.threads)
     calls = 1 if args.quick else args.calls
     chosen = [w for w in workloads(args.quick) if args.workloads is None or w.name in args.workloads]

@@ -41,6 +41,8 @@ from eqbench.models.lieconv.groups.base import Lift
 DT = torch.float64
 EXACT = 1e-9
 MOVED = 1e-3
+#: Float32 results of the same math summed in another order (see the streaming test).
+FLOAT32_ROUNDING = 1e-5
 BATCH, POINTS, CHIN = 3, 11, 3
 
 
@@ -388,3 +390,36 @@ def test_blockwise_distances_equal_the_closed_form_in_one_go(monkeypatch, group)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
     shuffled = Lift(lift.elements.flip(1), lift.orbits.flip(1))  # negative control: other columns give other distances
     assert (network.blockwise_distances(group, queries, shuffled) - want).abs().max() > 1e-3
+
+
+# ------------------------------------------------------------ streamed passes without backward
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train-no-grad"])
+@pytest.mark.parametrize("options", [
+    {"nbhd": 4, "fill": 0.5, "ds_frac": 0.7, "fixed_seed": 3},  # ball samples of 4 among 11 points, gathered
+    {"nbhd": None, "fill": 1.0},  # every point a neighbour: the dense form
+], ids=["ball-gather", "dense"])
+def test_streamed_chunks_equal_the_whole_batch_to_rounding(monkeypatch, training, options):
+    """A pass without backward streams its pairs in chunks (down to one query at a time) and computes what the whole batch does.
+
+    In float64 the two agree to ``EXACT`` (same math, other summation order and, in training,
+    BatchNorm statistics combined chunk by chunk). In float32 they agree to ``FLOAT32_ROUNDING``
+    relative to the output's scale: each output sums about ``k c`` float32 products per layer
+    over 2 layers and 3 weight-network stages, so a reordering moves it by tens of units in
+    the last place of float32 (eps 1.2e-7), far below it; the running statistics likewise.
+    """
+    from eqbench.models.lieconv import weightnet
+
+    pos, feat, mask = inputs()
+    for dtype, tolerance in ((DT, EXACT), (torch.float32, FLOAT32_ROUNDING)):
+        model = prepared(network(SO2Lift(), **options), pos, feat, mask).to(dtype).train(training)
+        whole, streamed = copy.deepcopy(model), copy.deepcopy(model)
+        args = (pos.to(dtype), feat.to(dtype), mask)
+        with torch.no_grad():
+            monkeypatch.setattr(weightnet, "CHUNK_BYTES", 1 << 40)  # one chunk: the whole batch
+            want = whole(*args)
+            monkeypatch.setattr(weightnet, "CHUNK_BYTES", 1)  # one query per chunk
+            got = streamed(*args)
+        assert float((got - want).abs().max() / want.abs().max()) <= tolerance
+        for (name, a), b in zip(streamed.named_buffers(), whole.buffers()):
+            if a.is_floating_point() and a.numel() > 1:
+                assert float((a - b).abs().max() / b.abs().max().clamp(min=1e-30)) <= tolerance, name

@@ -249,19 +249,21 @@ def test_cumulative_running_statistics_when_momentum_is_none():
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["gather", "dense"])
-@pytest.mark.parametrize("bn, training, chunked", [(True, False, True), (False, True, True), (True, True, False)],
-                         ids=["bn-eval", "nobn-train", "bn-train"])
+@pytest.mark.parametrize("bn, training", [(True, False), (False, True), (True, True)], ids=["bn-eval", "nobn-train", "bn-train"])
+@pytest.mark.parametrize("span", [1, 2, QUERIES, 2 * QUERIES], ids=["1-query", "2-queries", "1-item", "2-items"])
 @pytest.mark.parametrize("skip_item", [False, True], ids=["real-queries", "an-item-all-padding"])
-def test_items_a_few_at_a_time_without_backward(monkeypatch, dense, bn, training, chunked, skip_item):
-    """Without a backward pass and with fixed statistics the items go one at a time (CHUNK_PAIRS = 1) and give the same output.
+def test_streamed_chunks_without_backward(monkeypatch, dense, bn, training, span, skip_item):
+    """Without a backward pass the queries are streamed in chunks of ``span`` and give the same output.
 
-    BatchNorm in training takes its statistics over the whole batch: there the items must not
-    be split (the per-item statistics would change the output, which the reference catches).
+    Chunks are blocks of queries within an item (1 or 2 of the 5: uneven blocks) or whole
+    items. With BatchNorm in training the whole batch's statistics are gathered chunk by chunk
+    first: the output and the running statistics must equal the unchunked reference's (per-chunk
+    statistics would not, which the reference catches).
     """
-    monkeypatch.setattr(weightnet, "CHUNK_PAIRS", 1)
+    monkeypatch.setattr(WeightNet, "chunk_queries", lambda self, k, values, dense: span)
     calls = []
     chunks = WeightNet.convolve_in_chunks
-    monkeypatch.setattr(WeightNet, "convolve_in_chunks", lambda self, *a: calls.append(a[-1]) or chunks(self, *a))
+    monkeypatch.setattr(WeightNet, "convolve_in_chunks", lambda self, *a: calls.append(a[8]) or chunks(self, *a))
     case = make_case(dense)
     rows = case["rows"][case["rows"] >= QUERIES] if skip_item else case["rows"]  # item 0 all padding, or not
     net, linear = make_modules(bn)
@@ -272,6 +274,25 @@ def test_items_a_few_at_a_time_without_backward(monkeypatch, dense, bn, training
         got = ours(net, case["pairs"], case["valid"], case["values"], case["index"], linear, rows, case["query_scale"])
         want = reference_convolve(twin_net, case["pairs"], case["valid"], case["values"], case["index"], twin_linear, rows,
                                   case["query_scale"])
-    assert calls == ([1] if chunked else [])
+    assert calls == ([span] if span < BATCH * QUERIES else [])
     assert got.shape == (rows.numel(), CHOUT)
     assert_close_scaled(got, want, "output")
+    ours_buffers = dict(net.named_buffers())
+    for name, buffer in twin_net.named_buffers():  # F.batch_norm (the reference) leaves num_batches_tracked alone
+        if buffer.is_floating_point():
+            assert_close_scaled(ours_buffers[name], buffer, name)
+        else:
+            assert int(ours_buffers[name]) == int(bn and training), name
+
+
+def test_chunk_size_follows_the_byte_budget(monkeypatch):
+    """:meth:`WeightNet.chunk_queries`: as many queries as ``CHUNK_BYTES`` holds by the workspace formula, at least one."""
+    net = WeightNet(PAIR_DIM, HIDDEN, OUT)
+    values = torch.zeros(1, POINTS, CHANNELS)  # float32
+    per_query = 4 * (4 * (2 * HIDDEN + OUT + CHANNELS + OUT) + 2 * OUT * CHANNELS)  # gather form, k = 4
+    monkeypatch.setattr(weightnet, "CHUNK_BYTES", 10 * per_query + 3)
+    assert net.chunk_queries(4, values, dense=False) == 10
+    assert net.chunk_queries(4, values.double(), dense=False) == 5
+    assert net.chunk_queries(4, values, dense=True) > 10  # no gathered values or scattered weights
+    monkeypatch.setattr(weightnet, "CHUNK_BYTES", 1)
+    assert net.chunk_queries(4, values, dense=False) == 1

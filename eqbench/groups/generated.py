@@ -18,13 +18,12 @@ from __future__ import annotations
 import math
 
 import torch
-from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.groups.base import Group, Params
 from eqbench.groups.element import Element
 from eqbench.groups.euclidean import translation_generators
-from eqbench.groups.strategies import ParamChoices, batch1, float_param
+from eqbench.groups.strategies import ParamChoices, batch1, float_param, integer_param
 
 #: Names of the coordinate axes, in order (``x``, ``y``, ``z``).
 AXES = "xyz"
@@ -127,7 +126,7 @@ class Mirror(Group):
         return Element(matrix=torch.diag_embed(diagonal))
 
     def param_choices(self, num_points: int | None = None) -> ParamChoices:
-        return ParamChoices((st.integers(0, 1),), lambda v: {"flip": batch1(v[0], torch.long)})
+        return ParamChoices((integer_param(0, 1),), lambda v: {"flip": batch1(v[0], torch.long)})
 
     def order(self, num_points: int | None = None) -> int:
         return 2

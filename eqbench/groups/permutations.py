@@ -21,12 +21,11 @@ from collections.abc import Sequence
 from itertools import permutations
 
 import torch
-from hypothesis import strategies as st
 
 from eqbench.groups.base import Group, Params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
-from eqbench.groups.strategies import ParamChoices, batch1
+from eqbench.groups.strategies import ParamChoices, batch1, integer_param
 
 #: 7!: the largest S_N that ``elements()`` enumerates.
 MAX_ENUMERATED = 5040
@@ -68,7 +67,7 @@ class Symmetric(ComparedByValue, Group):
 
     def param_choices(self, num_points: int | None = None) -> ParamChoices:
         size = self.size(num_points)
-        swap = st.integers(0, size * (size - 1) // 2)
+        swap = integer_param(0, size * (size - 1) // 2)
 
         def build(values: Sequence[int]) -> Params:
             return {"permutation": batch1(swapped(size, [transposition(t) for t in values if t]), torch.long)}

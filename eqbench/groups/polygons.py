@@ -8,14 +8,13 @@ from __future__ import annotations
 import math
 
 import torch
-from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.groups.base import Group, Params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
 from eqbench.groups.rotations2d import rotation_matrix
-from eqbench.groups.strategies import ParamChoices, batch1
+from eqbench.groups.strategies import ParamChoices, batch1, integer_param
 
 
 def exact_rotation(k: Tensor, n: int) -> Tensor:
@@ -43,7 +42,7 @@ class Cyclic(ComparedByValue, Group):
         return Element(matrix=exact_rotation(params["k"].long(), self.n))
 
     def param_choices(self, num_points: int | None = None) -> ParamChoices:
-        return ParamChoices((st.integers(0, self.n - 1),), lambda v: {"k": batch1(v[0], torch.long)})
+        return ParamChoices((integer_param(0, self.n - 1),), lambda v: {"k": batch1(v[0], torch.long)})
 
     def order(self, num_points: int | None = None) -> int:
         return self.n

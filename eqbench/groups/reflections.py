@@ -13,7 +13,6 @@ defined on the identity component (``det > 0``) only.
 from __future__ import annotations
 
 import torch
-from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.groups.base import Group, Params, cat_params
@@ -22,7 +21,14 @@ from eqbench.groups.element import Element
 from eqbench.groups.polygons import Cyclic
 from eqbench.groups.rotations2d import SO2
 from eqbench.groups.rotations3d import SO3
-from eqbench.groups.strategies import ParamChoices, batch1, bernoulli, joined, union
+from eqbench.groups.strategies import (
+    ParamChoices,
+    batch1,
+    bernoulli,
+    integer_param,
+    joined,
+    union,
+)
 
 
 class WithReflection(ComparedByValue, Group):
@@ -50,7 +56,7 @@ class WithReflection(ComparedByValue, Group):
         return Element(matrix=self._reflect(rotation.matrix, params["reflect"]))
 
     def param_choices(self, num_points: int | None = None) -> ParamChoices:
-        reflect = ParamChoices((st.integers(0, 1),), lambda v: {"reflect": batch1(v[0], torch.long)})
+        reflect = ParamChoices((integer_param(0, 1),), lambda v: {"reflect": batch1(v[0], torch.long)})
         return joined([self.rotations.param_choices(), reflect], union)
 
     @property

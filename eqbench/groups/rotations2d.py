@@ -7,15 +7,18 @@ stated distribution: the Haar measure ``ds / s`` of R>0 restricted to that inter
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
-from hypothesis import strategies as st
 from torch import Tensor
 
 from eqbench.groups.base import Group, Params
 from eqbench.groups.comparison import ComparedByValue
 from eqbench.groups.element import Element
 from eqbench.groups.strategies import ParamChoices, batch1, float_param
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 #: ``J = [[0, -1], [1, 0]]`` in homogeneous form: ``exp(theta J) = R(theta)``.
 ROTATION_GENERATOR = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)

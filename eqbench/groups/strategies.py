@@ -7,16 +7,22 @@ primitives one by one inside its own ``st.composite`` (:mod:`eqbench.check.searc
 strategy per factor instead (SO(3) inside O(3) inside E(3) inside E(3) x S_n, each a
 ``tuples(...).map``) draws the same values but costs hypothesis a span, a draw and a map per
 level.
+
+hypothesis is imported when a strategy is first built (:func:`float_param`, :func:`integer_param`,
+:meth:`ParamChoices.strategy`), not with the groups: models that only use the groups' maths
+(e.g. :mod:`eqbench.models.lieconv`) do not load the search library.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from hypothesis import strategies as st
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,8 @@ class ParamChoices:
 
     def strategy(self) -> st.SearchStrategy[dict[str, Tensor]]:
         """The flat strategy: one ``st.tuples`` of the primitives, mapped through ``build``."""
+        from hypothesis import strategies as st
+
         return st.tuples(*self.strategies).map(self.build)
 
 
@@ -52,7 +60,16 @@ def union(parts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
 
 def float_param(low: float, high: float) -> st.SearchStrategy[float]:
     """A finite float in ``[low, high]``; hypothesis shrinks it towards 0 (the identity for angles)."""
+    from hypothesis import strategies as st
+
     return st.floats(min_value=low, max_value=high, allow_nan=False, allow_infinity=False)
+
+
+def integer_param(low: int, high: int) -> st.SearchStrategy[int]:
+    """An integer in ``[low, high]``; hypothesis shrinks it towards ``low`` (the identity for indices from 0)."""
+    from hypothesis import strategies as st
+
+    return st.integers(low, high)
 
 
 def batch1(value: Any, dtype: torch.dtype = torch.float64) -> Tensor:

@@ -8,11 +8,10 @@ the plain :class:`~eqbench.actions.Scalars` action moves the signal. Shift-gener
 from __future__ import annotations
 
 import torch
-from hypothesis import strategies as st
 
 from eqbench.groups.base import Group, Params
 from eqbench.groups.element import Element
-from eqbench.groups.strategies import ParamChoices, batch1
+from eqbench.groups.strategies import ParamChoices, batch1, integer_param
 
 
 class CyclicTranslations(Group):
@@ -46,7 +45,7 @@ class CyclicTranslations(Group):
 
     def param_choices(self, num_points: int | None = None) -> ParamChoices:
         self._check_points(num_points)
-        shifts = (st.integers(0, self.height - 1), st.integers(0, self.width - 1))
+        shifts = (integer_param(0, self.height - 1), integer_param(0, self.width - 1))
         return ParamChoices(shifts, lambda v: {"shift": batch1(list(v), torch.long)})
 
     def identity(self, n: int = 1, num_points: int | None = None) -> Element:

@@ -15,12 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eqbench.models.lieconv.conv import LieConv, LiftedCloud
 from eqbench.models.lieconv.groups.base import LiftingGroup
-from eqbench.models.lieconv.pointwise import batch_norm, unpack
+from eqbench.models.lieconv.pointwise import batch_norm, silu, unpack
 
 
 class BottleneckBlock(nn.Module):
@@ -41,9 +40,9 @@ class BottleneckBlock(nn.Module):
     def forward(self, cloud: LiftedCloud, values: Tensor, inputs: int, queries: int, generator: torch.Generator | None) -> Tensor:
         """Packed ``(R_n, chin)`` features of the first ``inputs`` lifted points to packed ``(R_m, chout)`` at the first ``queries``."""
         batch = cloud.mask.shape[0]
-        x = F.silu(self.norm_reduced(self.reduce(F.silu(self.norm_in(values)))))
+        x = silu(self.norm_reduced(self.reduce(silu(self.norm_in(values), keep=values))))
         x = self.conv(cloud, unpack(x, cloud.rows(inputs), batch, inputs), queries, generator)
-        x = self.expand(F.silu(self.norm_conv(x)))
+        x = self.expand(silu(self.norm_conv(x)))
         x[:, : self.chin] += cloud.restrict(values, inputs, queries)  # the zero-padded residual, added in place
         return x
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eqbench.models.gigp import GIGP, centroid_distance_orbits
@@ -52,7 +51,7 @@ from eqbench.models.lieconv.blocks import BottleneckBlock, masked_mean
 from eqbench.models.lieconv.conv import LiftedCloud
 from eqbench.models.lieconv.groups.base import Lift, LiftingGroup, gather_points
 from eqbench.models.lieconv.lifting import Lifting
-from eqbench.models.lieconv.pointwise import batch_norm, pack, real_rows, unpack
+from eqbench.models.lieconv.pointwise import batch_norm, pack, real_rows, silu, unpack
 from eqbench.models.lieconv.sampling import farthest_point_order
 from eqbench.models.lieconv.workspace import WorkspacePool
 
@@ -189,10 +188,10 @@ class LieResNet(nn.Module):
         generator = self.call_generator(pos.device)
         lift = self.lifting(pos, generator=generator)
         point_rows = real_rows(mask)
-        values = unpack(self.embed(pack(feat, point_rows)), point_rows, *mask.shape)
+        embedded = self.embed(pack(feat, point_rows))  # packed (R, c) rows of the real points
         labels = None if self.pool is None else self.point_orbit_labels(pos, mask)
         if samples > 1:
-            values, mask = values.repeat_interleave(samples, 1), mask.repeat_interleave(samples, 1)
+            mask = mask.repeat_interleave(samples, 1)
             labels = None if labels is None else labels.repeat_interleave(samples, 1)
         sizes = self.query_sizes(lift.size)
         with torch.no_grad():
@@ -204,17 +203,20 @@ class LieResNet(nn.Module):
                 del distances  # the ordered distances are recomputed rather than gathered: one (B, N, N) tensor at a time
                 detached = detached.take(order)
                 distances = blockwise_distances(self.group, detached.head(sizes[1]), detached)
+        if samples > 1 or subsample:  # the lifted points' rows differ from the input points': through the padded layout
+            values = unpack(embedded, point_rows, feat.shape[0], feat.shape[1])
+            values = values.repeat_interleave(samples, 1) if samples > 1 else values
         if subsample:
             lift, values, mask = lift.take(order), gather_points(values, order), gather_points(mask[..., None], order)[..., 0]
             labels = None if labels is None else gather_points(labels[..., None], order)[..., 0]
         workspace = self.workspaces.current()
         workspace.begin()
         cloud = LiftedCloud(self.group, lift, mask, distances, workspace)
-        values = pack(values, cloud.rows(sizes[0]))
+        values = pack(values, cloud.rows(sizes[0])) if samples > 1 or subsample else embedded
         for block, inputs, queries in zip(self.blocks, sizes[:-1], sizes[1:]):
             values = block(cloud, values, inputs, queries, generator)
         last = mask[:, : sizes[-1]]
-        out = unpack(self.head(F.silu(self.head_norm(values))), cloud.rows(sizes[-1]), mask.shape[0], sizes[-1])
+        out = unpack(self.head(silu(self.head_norm(values))), cloud.rows(sizes[-1]), mask.shape[0], sizes[-1])
         if self.pool is None:
             return masked_mean(out, last)
         return self.pool(out, labels[:, : sizes[-1]], last)

@@ -13,6 +13,7 @@ Unpadded batches (images) pack by a free reshape. :func:`unpack` puts zeros on p
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -40,3 +41,13 @@ def unpack(packed: Tensor, rows: Tensor | None, batch: int, points: int) -> Tens
 def batch_norm(channels: int, enabled: bool = True) -> nn.Module:
     """``nn.BatchNorm1d(channels)`` for packed rows, or the identity when batch normalisation is off."""
     return nn.BatchNorm1d(channels) if enabled else nn.Identity()
+
+
+def silu(x: Tensor, keep: Tensor | None = None) -> Tensor:
+    """SiLU of an intermediate result: in place when no gradient is being recorded, unless ``x`` is ``keep``.
+
+    Without autograd nothing else reads the intermediate (e.g. a BatchNorm's output), so its
+    memory is reused; ``keep`` guards a tensor the caller still needs (a block's input, which
+    the identity "BatchNorm" of ``bn=False`` hands through).
+    """
+    return F.silu(x, inplace=not torch.is_grad_enabled() and x is not keep)

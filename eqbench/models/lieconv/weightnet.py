@@ -49,6 +49,18 @@ few items at a time. Interleaved in one process on one thread (CPU time, busy ma
 and the kept workspace (:mod:`~eqbench.models.lieconv.workspace`) took rotMNIST forward +
 backward to about 0.8 of its earlier time (SO(2) and T(2)) and forward to about 0.9.
 
+Passes without backward (evaluation; a training pass without gradients, e.g. one that only
+sets the ball radii and running statistics) are streamed: their queries go through the weight
+network, the sum and ``L`` in chunks whose workspace fits :data:`CHUNK_BYTES` (2 MiB: a few
+whole items, or a block of one item's queries), so no pair-level tensor of the whole batch is
+formed and the pass's peak is set by its point-level tensors. With BatchNorm in training the
+chunks first gather the batch statistics stage by stage (:meth:`WeightNet.streamed_statistics`:
+``L (L + 1) / 2`` extra stage evaluations, exact up to rounding). Such a pass keeps no ``S``.
+For the QM9 ``k = 256`` evaluation (75 molecules, 63k pairs a layer) this took the peak
+resident set of the measuring child over its resident set after the imports from 43 MB to
+about 25 MB (``suites/lieconv_ratios.py``); one-thread CPU time was unchanged (rotMNIST, QM9
+``k = 256``) or within 1% (``k = 1536``) of the earlier few-items-at-a-time chunks.
+
 Chain rule (``n = V`` valid pairs, ``s = gamma rstd``, ``x̂`` the normalised ``z``, ``1`` a
 column of ones):
 
@@ -74,11 +86,11 @@ from eqbench.models.lieconv.groups.base import gather_points
 from eqbench.models.lieconv.workspace import Workspace
 
 
-#: Pairs per chunk when the items of a batch are convolved a few at a time (:meth:`WeightNet.convolve_in_chunks`):
-#: stage buffers of about 4 MB (32 hidden float32 channels), which stay in the processor's caches.
-CHUNK_PAIRS = 1 << 15
-#: ... and at most this many numbers of the Monte-Carlo sums ``S`` (``m out c`` per item; 4 MB of float32).
-CHUNK_SUMS = 1 << 20
+#: Bytes of workspace one chunk of queries may use when a pass without backward is streamed
+#: (:meth:`WeightNet.convolve_in_chunks`): stage buffers, kernel weights, gathered neighbour
+#: values and Monte-Carlo sums of the chunk. 2 MiB keeps them in the processor's caches and
+#: keeps the whole pass's pair-level memory at that, whatever the batch.
+CHUNK_BYTES = 1 << 21
 #: Rows per block of the backward pass's stage computations (2 MB per block of 32 float32 channels: cache-sized).
 BLOCK_ROWS = 1 << 14
 
@@ -114,6 +126,7 @@ class WeightNet(nn.Module):
         rows: Tensor | None = None,
         query_scale: Tensor | None = None,
         workspace: Workspace | None = None,
+        statistics: list[tuple[Tensor, Tensor]] | None = None,
     ) -> Tensor:
         """``L(s_i sum_j w(pairs[b, i, j]) (x) f_j)`` over valid pairs, for the real queries: ``(R, c_out)``.
 
@@ -124,17 +137,22 @@ class WeightNet(nn.Module):
         ``query_scale`` ``(B, m)`` (``s_i``, e.g. one over the number of neighbours) scales
         ``L``'s product before its bias.
 
-        Without a backward pass to follow and with fixed BatchNorm statistics (evaluation, or
-        no BatchNorm), every item of the batch is independent: the items are then processed
-        a few at a time (:meth:`convolve_in_chunks`), so the pair-level temporaries are those
-        of about :data:`CHUNK_PAIRS` pairs and :data:`CHUNK_SUMS` sums instead of the whole batch's.
+        Without a backward pass to follow, the queries are streamed in chunks whose workspace
+        fits :data:`CHUNK_BYTES` (:meth:`convolve_in_chunks`), so no pair-level temporary of
+        the whole batch is ever formed: with fixed BatchNorm statistics (evaluation, or no
+        BatchNorm) every query is independent; in training the batch statistics are first
+        gathered chunk by chunk (:meth:`streamed_statistics`). ``statistics`` (the ``(mean,
+        rstd)`` of each stage, bias excluded) replace the BatchNorm statistics of this call.
         """
         params = self.parameter_list()
         backward = torch.is_grad_enabled() and any(t.requires_grad for t in (pairs, values, linear.weight, linear.bias, *params))
         batch, m, k = valid.shape
-        items = max(1, min(CHUNK_PAIRS // max(1, m * k), CHUNK_SUMS // max(1, m * self.widths[-1] * values.shape[-1])))
-        if not backward and (self.norms is None or not self.training) and items < batch:
-            return self.convolve_in_chunks(pairs, valid, values, index, linear, rows, query_scale, workspace, items)
+        if not backward and statistics is None:
+            span = self.chunk_queries(k, values, index is None)
+            if span < batch * m:
+                if self.norms is not None and self.training:
+                    statistics = self.streamed_statistics(pairs, valid, span)
+                return self.convolve_in_chunks(pairs, valid, values, index, linear, rows, query_scale, workspace, span, statistics)
         flat = pairs.reshape(-1, pairs.shape[-1])
         slots = valid.reshape(-1).nonzero().squeeze(1)
         if slots.numel() == flat.shape[0]:
@@ -145,9 +163,22 @@ class WeightNet(nn.Module):
         if query_scale is not None:
             scale = query_scale.reshape(-1).to(pairs.dtype)
             scale = (scale if rows is None else scale.index_select(0, rows))[:, None]
-        stages = Stages(self, flat.shape[0], Workspace() if workspace is None else workspace)
+        stages = Stages(self, flat.shape[0], Workspace() if workspace is None else workspace, statistics)
         layout = Layout(stages, values, index, tuple(valid.shape), rows, slots, scale, backward)
         return PairConvolution.apply(flat, values, layout, linear.weight, linear.bias, *params)
+
+    def chunk_queries(self, k: int, values: Tensor, dense: bool) -> int:
+        """Queries per chunk of a streamed pass: as many as :data:`CHUNK_BYTES` holds (at least one).
+
+        A query's share of the forward workspace (:meth:`Layout.forward_shapes`), at most: two
+        stage buffers and the placed weights per pair (``2 hidden + out`` numbers), the gathered
+        neighbour values and scattered weights in the gather form (``c + out``), and the sum
+        ``S`` with its packed copy (``2 out c``).
+        """
+        out, channels = self.widths[-1], values.shape[-1]
+        per_pair = 2 * max(self.widths[1:]) + out + (0 if dense else channels + out)
+        per_query = k * per_pair + 2 * out * channels
+        return max(1, CHUNK_BYTES // (per_query * values.element_size()))
 
     def convolve_in_chunks(
         self,
@@ -159,29 +190,74 @@ class WeightNet(nn.Module):
         rows: Tensor | None,
         query_scale: Tensor | None,
         workspace: Workspace | None,
-        items: int,
+        span: int,
+        statistics: list[tuple[Tensor, Tensor]] | None = None,
     ) -> Tensor:
-        """:meth:`convolve` on ``items`` batch items at a time (no backward, fixed statistics): the same ``(R, c_out)``.
+        """:meth:`convolve` on chunks of about ``span`` queries (:func:`query_chunks`; no backward): the same ``(R, c_out)``.
 
+        With BatchNorm in training, ``statistics`` are the whole batch's (:meth:`streamed_statistics`).
         ``rows`` are sorted (flat indices of the real queries), so the chunks' outputs follow
         one another in the order of ``rows``.
         """
         batch, m = valid.shape[:2]
+        chunks = query_chunks(batch, m, span)
+        bounds = None
+        if rows is not None:  # each chunk's [first, last) among the real queries' flat indices, found at once
+            flat = torch.tensor([[b0 * m + q0, (b1 - 1) * m + q1] for b0, b1, q0, q1 in chunks], device=rows.device)
+            bounds = torch.searchsorted(rows, flat).tolist()
         workspace = Workspace() if workspace is None else workspace
         outputs = []
-        for start in range(0, batch, items):
-            stop = min(start + items, batch)
+        for number, (b0, b1, q0, q1) in enumerate(chunks):
             chunk_rows = None
-            if rows is not None:
-                first, last = torch.searchsorted(rows, torch.tensor([start * m, stop * m], device=rows.device)).tolist()
+            if bounds is not None:
+                first, last = bounds[number]
                 if first == last:
-                    continue  # no real query among these items
-                chunk_rows = None if last - first == (stop - start) * m else rows[first:last] - start * m
+                    continue  # no real query in this chunk
+                if last - first < (b1 - b0) * (q1 - q0):
+                    chunk_rows = rows[first:last] - (b0 * m + q0)
+            items, queries = slice(b0, b1), slice(q0, q1)
             outputs.append(self.convolve(
-                pairs[start:stop], valid[start:stop], values[start:stop], None if index is None else index[start:stop],
-                linear, chunk_rows, None if query_scale is None else query_scale[start:stop], workspace,
+                pairs[items, queries], valid[items, queries], values[items], None if index is None else index[items, queries],
+                linear, chunk_rows, None if query_scale is None else query_scale[items, queries], workspace, statistics,
             ))
         return torch.cat(outputs) if outputs else values.new_zeros(0, linear.out_features)
+
+    def streamed_statistics(self, pairs: Tensor, valid: Tensor, span: int) -> list[tuple[Tensor, Tensor]]:
+        """Training BatchNorm statistics ``(mean, rstd)`` of every stage over all valid pairs, gathered chunk by chunk.
+
+        Stage ``l``'s statistics need the normalised outputs of the stages before it, so stage
+        ``l`` is one sweep over the chunks (:func:`query_chunks`) that recomputes stages ``1..l-1``
+        with their statistics (``L (L + 1) / 2`` stage evaluations in all, against ``L`` for
+        one pass over the whole batch) and combines the chunks' means and variances (Chan et
+        al.'s pairwise update, exact up to rounding). The running statistics are updated as by
+        :func:`batch_statistics` for one batch.
+        """
+        batch, m = valid.shape[:2]
+        chunks = [(slice(b0, b1), slice(q0, q1)) for b0, b1, q0, q1 in query_chunks(batch, m, span)]
+        split = Stages(self, 0, Workspace()).split(tuple(self.parameter_list()))
+        statistics: list[tuple[Tensor, Tensor]] = []
+        for index, norm in enumerate(self.norms):
+            count, mean, m2 = 0, None, None
+            for items, queries in chunks:
+                h = pairs[items, queries][valid[items, queries]]
+                if h.shape[0] == 0:
+                    continue
+                for (weight, _, gamma, beta), (shift, rstd) in zip(split, statistics):
+                    h = F.silu(torch.addcmul(beta, torch.mm(h, weight.t()).sub_(shift), gamma * rstd))
+                chunk_mean, chunk_var = torch.batch_norm_update_stats(torch.mm(h, split[index][0].t()), None, None, 0.0)
+                rows = h.shape[0]
+                if mean is None:
+                    count, mean, m2 = rows, chunk_mean.double(), chunk_var.double() * rows
+                    continue
+                delta = chunk_mean.double() - mean
+                total = count + rows
+                mean = mean + delta * (rows / total)
+                m2 = m2 + chunk_var.double() * rows + delta.square() * (count * rows / total)
+                count = total
+            if mean is None:
+                raise ValueError("BatchNorm in training mode needs at least 2 valid pairs, got 0")
+            statistics.append(batch_statistics(norm, mean.to(pairs.dtype), (m2 / count).to(pairs.dtype), split[index][1], count))
+        return statistics
 
 
 class Stages:
@@ -192,12 +268,13 @@ class Stages:
     views of ``workspace``.
     """
 
-    def __init__(self, net: WeightNet, count: int, workspace: Workspace) -> None:
+    def __init__(self, net: WeightNet, count: int, workspace: Workspace, given: list[tuple[Tensor, Tensor]] | None = None) -> None:
         self.norms = None if net.norms is None else list(net.norms)
         self.widths = net.widths
         self.training = net.training
         self.count = count
         self.workspace = workspace
+        self.given = given  # statistics gathered beforehand (:meth:`WeightNet.streamed_statistics`), used as they are
         self.stats: list[tuple[Tensor, Tensor]] = []
 
     def split(self, params: tuple[Tensor, ...]) -> list[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:
@@ -236,7 +313,7 @@ class Stages:
             if self.norms is None:
                 pending = (z, None, None)
             else:
-                mean, rstd = self.statistics(z, self.norms[index], bias)
+                mean, rstd = self.statistics(z, self.norms[index], bias) if self.given is None else self.given[index]
                 self.stats.append((mean, rstd))
                 scale = gamma * rstd
                 pending = (z, beta - mean * scale, scale)
@@ -246,17 +323,9 @@ class Stages:
     def statistics(self, z: Tensor, norm: nn.BatchNorm1d, bias: Tensor) -> tuple[Tensor, Tensor]:
         """``(mean, rstd)`` for BatchNorm of ``z + bias`` (``z = W a``, bias excluded); updates running statistics in training."""
         if self.training:
-            if self.count < 2:
-                raise ValueError(f"BatchNorm in training mode needs at least 2 valid pairs, got {self.count}")
             mean, var = torch.batch_norm_update_stats(z, None, None, 0.0)
-            norm.num_batches_tracked.add_(1)
-            # nn.BatchNorm1d's rule: exponential average, or the cumulative average when momentum is None
-            momentum = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
-            norm.running_mean.lerp_(mean + bias, momentum)
-            norm.running_var.lerp_(var * (self.count / (self.count - 1)), momentum)
-        else:
-            mean, var = norm.running_mean - bias, norm.running_var
-        return mean, torch.rsqrt(var + norm.eps)
+            return batch_statistics(norm, mean, var, bias, self.count)
+        return norm.running_mean - bias, torch.rsqrt(norm.running_var + norm.eps)
 
     def recompute(self, x: Tensor, params: tuple[Tensor, ...], scratch: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """Stage inputs ``[a_0, ..., a_L]`` (the last is the weights) and ``x̂_l`` (BN) or ``z_l`` per stage.
@@ -357,6 +426,31 @@ def activate(z: Tensor, shift: Tensor | None, scale: Tensor | None, block: slice
     return F.silu(rows, inplace=True)
 
 
+def batch_statistics(norm: nn.BatchNorm1d, mean: Tensor, var: Tensor, bias: Tensor, count: int) -> tuple[Tensor, Tensor]:
+    """Training: ``(mean, rstd)`` from the ``mean`` and biased ``var`` of ``z`` over ``count`` rows; updates ``norm``'s running statistics."""
+    if count < 2:
+        raise ValueError(f"BatchNorm in training mode needs at least 2 valid pairs, got {count}")
+    norm.num_batches_tracked.add_(1)
+    # nn.BatchNorm1d's rule: exponential average, or the cumulative average when momentum is None
+    momentum = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
+    norm.running_mean.lerp_(mean + bias, momentum)
+    norm.running_var.lerp_(var * (count / (count - 1)), momentum)
+    return mean, torch.rsqrt(var + norm.eps)
+
+
+def query_chunks(batch: int, m: int, span: int) -> list[tuple[int, int, int, int]]:
+    """Chunks ``(b0, b1, q0, q1)`` (items ``b0:b1``, queries ``q0:q1``) of about ``span`` of ``batch`` items' ``m`` queries.
+
+    A chunk is a few whole items when ``span`` covers an item's ``m`` queries, else a block of
+    at most ``span`` queries of one item: either way a contiguous range of the ``B m`` flat
+    query indices, the chunks in order.
+    """
+    if span >= m:
+        items = span // m
+        return [(start, min(start + items, batch), 0, m) for start in range(0, batch, items)]
+    return [(item, item + 1, first, min(first + span, m)) for item in range(batch) for first in range(0, m, span)]
+
+
 def row_blocks(rows: int) -> list[slice]:
     """Consecutive slices of at most :data:`BLOCK_ROWS` rows covering ``rows`` rows."""
     return [slice(start, min(start + BLOCK_ROWS, rows)) for start in range(0, rows, BLOCK_ROWS)]
@@ -377,7 +471,7 @@ class PairConvolution(torch.autograd.Function):
     def forward(ctx: Any, pairs: Tensor, values: Tensor, layout: Layout, weight: Tensor, bias: Tensor, *params: Tensor) -> Tensor:
         stages = layout.stages
         weights, (scattered, summed, neighbours, dense, packed) = stages.forward(pairs, params, layout.forward_shapes())
-        keep = any(ctx.needs_input_grad)  # S outlives the call: it cannot live in the workspace
+        keep = layout.backward  # S outlives the call then: it cannot live in the workspace
         if keep and layout.rows is None:
             summed = torch.empty_like(summed)
         elif keep:
@@ -421,7 +515,7 @@ class Layout:
     ``rows`` are the flat indices (into ``B m``) of the real queries, ``None`` when all are real;
     ``slots`` the flat indices (into ``B m k``) of the valid pairs, ``None`` when all are valid;
     ``scale`` ``(R, 1)`` the per-query factor ``s_u`` of the real queries, or ``None``;
-    ``backward``: whether a backward pass will follow (it sizes the workspace).
+    ``backward``: whether a backward pass can follow (it sizes the workspace, and ``S`` is kept only then).
     ``S`` is stored ``(B m, out * c)``, laid out ``(w, c)``.
     """
 
@@ -430,9 +524,9 @@ class Layout:
         rows: Tensor | None, slots: Tensor | None, scale: Tensor | None, backward: bool = True,
     ) -> None:
         self.stages, self.values, self.index, self.shape, self.rows = stages, values, index, shape, rows
-        self.slots, self.scale = slots, scale
+        self.slots, self.scale, self.backward = slots, scale, backward
         self.padding: Tensor | None = None  # the padded queries' rows, found when first needed
-        self.positions: Tensor | None = None  # dense form: where the valid pairs' weights go
+        self.coordinates: tuple[Tensor, Tensor] | None = None  # dense form: (query, neighbour) of each valid pair
         self.batch, self.points, self.channels = values.shape
         self.pairs = math.prod(shape)
         self.queries = shape[0] * shape[1]
@@ -471,17 +565,15 @@ class Layout:
         permuted = dense.view(batch, m, self.out, k)
         if self.slots is None:
             return permuted.copy_(weights.view(batch, m, k, self.out).permute(0, 1, 3, 2))
-        permuted.zero_().view(-1).scatter_(0, self.dense_positions().view(-1), weights.reshape(-1))
+        permuted.zero_().view(batch * m, self.out, k).transpose(1, 2).index_put_(self.pair_coordinates(), weights)
         return permuted
 
-    def dense_positions(self) -> Tensor:
-        """``(V, out)`` flat positions in the dense ``(B m, out, k)`` layout of each valid pair's weights (found once)."""
-        if self.positions is None:
+    def pair_coordinates(self) -> tuple[Tensor, Tensor]:
+        """Dense form: each valid pair's query (into ``B m``) and neighbour (into ``k``), two ``(V,)`` indices (found once)."""
+        if self.coordinates is None:
             k = self.shape[2]
-            query, neighbour = torch.div(self.slots, k, rounding_mode="floor"), self.slots % k
-            offsets = torch.arange(self.out, device=self.slots.device) * k
-            self.positions = (query * (self.out * k) + neighbour)[:, None] + offsets
-        return self.positions
+            self.coordinates = (torch.div(self.slots, k, rounding_mode="floor"), self.slots % k)
+        return self.coordinates
 
     def valid_rows(self, grad_placed: Tensor, spare: Tensor) -> Tensor:
         """The valid pairs' ``(V, out)`` rows of ``g_w`` laid out as by :meth:`place` (in ``spare`` (flat), or fresh)."""
@@ -494,7 +586,7 @@ class Layout:
         per_pair = grad_placed.view(batch * m, self.out, k).permute(0, 2, 1)
         if self.slots is None:
             return spare[: self.pairs * self.out].view(batch * m, k, self.out).copy_(per_pair).view(-1, self.out)
-        return torch.take(grad_placed, self.dense_positions())
+        return per_pair[self.pair_coordinates()]
 
     def output(self, product: Tensor, bias: Tensor) -> Tensor:
         """``s_u (S_u L^T) + b`` from the real queries' ``S L^T`` ``(R, c_out)``, in place."""

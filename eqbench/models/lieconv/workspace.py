@@ -12,7 +12,7 @@ thread), so that repeated passes of the same size reuse the same pages: on a rot
 a fresh workspace page-faulted about 320 MB per forward + backward call, about a tenth of the
 call's CPU time. :meth:`Workspace.begin` starts a pass: what it reserves then replaces the
 previous pass's reservation, and a buffer more than twice the size the pass needs is
-released (e.g. evaluation, which processes a few items at a time, after training).
+released (e.g. a pass without backward, which streams small chunks of queries, after training).
 
 Rules: each :meth:`Workspace.views` call invalidates the views handed out before, and
 nothing that outlives a forward or backward call of a layer (outputs, tensors saved for
