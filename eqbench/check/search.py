@@ -73,7 +73,6 @@ from eqbench.check.metrics import ErrorTable
 from eqbench.check.rounding import judge_samples
 from eqbench.check.verdict import failure_threshold
 from eqbench.groups.base import Group, Params, cat_params
-from eqbench.groups.element import Element
 from eqbench.groups.strategies import ParamChoices
 from eqbench.inputs.base import InputStructure
 
@@ -162,20 +161,27 @@ class Judge:
 
 @dataclass(frozen=True)
 class Companions:
-    """The pool of Haar-random elements that join each drawn element in its forward pass (one number of points)."""
+    """The pool of Haar-random elements' parameters that join each drawn element in its forward pass (one number of points).
+
+    Only parameters are pooled: an example builds its drawn element and its window of companions
+    as one batch (:meth:`~eqbench.groups.base.Group.element` costs the same few operations for 1
+    element or 30).
+    """
 
     params: Params
-    elements: Element
 
     @classmethod
     def sample(cls, group: Group, size: int, seed: int, points: int | None) -> Companions:
-        params = group.sample_params(size, torch.Generator().manual_seed((seed * 1_000_003 + (points or 0)) % 2**63), points)
-        return cls(params, group.element(params))
+        return cls(group.sample_params(size, torch.Generator().manual_seed((seed * 1_000_003 + (points or 0)) % 2**63), points))
 
-    def window(self, start: int, size: int) -> tuple[Params, Element]:
-        """The params and elements ``start .. start + size - 1`` of the pool."""
+    @property
+    def size(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def window(self, start: int, size: int) -> Params:
+        """The parameters of elements ``start .. start + size - 1`` of the pool."""
         window = slice(start, start + size)
-        return {key: value[window] for key, value in self.params.items()}, self.elements.index(window)
+        return {key: value[window] for key, value in self.params.items()}
 
 
 @dataclass
@@ -312,13 +318,13 @@ def evaluate(
     ``companions(points)``); update the running ``outcome``."""
     x64 = source.item(case.structure, case.item)
     points = setup.in_action.num_points(x64)
-    params, g = case.params, setup.group.element(case.params)
+    params = case.params
     if elements > 1:
         pool = companions(points)
         structure_seed = 0 if case.structure is None else case.structure.seed
         mixed = ((seed * 1_000_003 + structure_seed) * 10_007 + case.item) * 101 + (points or 0)
-        window_params, window = pool.window(mixed % (pool.elements.batch_size - elements + 2), elements - 1)
-        params, g = cat_params([params, window_params]), Element.cat([g, window])
+        params = cat_params([params, pool.window(mixed % (pool.size - elements + 2), elements - 1)])
+    g = setup.group.element(params)
     outcome.evaluations += 1
     outcome.elements += g.batch_size
     outcome.exact_action &= acts_exactly(setup.in_action, g) and acts_exactly(setup.out_action, g)
