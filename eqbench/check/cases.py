@@ -25,7 +25,7 @@ from torch import Tensor
 from eqbench.actions.base import Action, DataError
 from eqbench.actions.composite import Composite
 from eqbench.check.forward import ModelFailure, TwinModel, evaluate
-from eqbench.check.metrics import ErrorTable, error_table
+from eqbench.check.metrics import ErrorTable, error_table, output_gaps
 from eqbench.groups.base import Group
 from eqbench.groups.element import Element
 from eqbench.inputs.base import InputGenerator, InputStructure
@@ -158,6 +158,36 @@ def case_errors(setup: CheckSetup, stacked: Any, outputs: Any, g: Element, owner
         None if mask is None else mask[:base_rows],
     )
     return CaseEvaluation(table, stacked, outputs, base_rows)
+
+
+@dataclass(frozen=True)
+class TwinPass:
+    """The twin in the other precision on every row of an evaluated case batch, in one pass up front.
+
+    ``row_gaps[i]`` is the model's own gap between the two precisions on row ``i`` (inputs, then
+    transformed inputs): ``max over leaves ||f_checked - f_twin|| / scale``, the check's scales.
+    The noise floor (:func:`eqbench.check.noise.noise_floor`) reads the input rows' gaps, and the
+    re-evaluation (:func:`eqbench.check.rounding.judge_samples`) every sample's error and gap,
+    instead of running the twin themselves: one pass instead of two, worth it when the whole
+    batch costs the model little (the tracker's probe).
+    """
+
+    outputs: Any
+    row_gaps: Tensor
+
+
+def twin_pass(setup: CheckSetup, evaluation: CaseEvaluation) -> TwinPass | None:
+    """:class:`TwinPass` of ``evaluation``; ``None`` when the twin cannot run (its ``problem`` says why)."""
+    twin = setup.other_model
+    if twin.problem:
+        return None
+    try:
+        outputs = forward(twin, setup, evaluation.stacked, twin.dtype)
+    except ModelFailure as failure:
+        twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
+        return None
+    mask = setup.in_action.point_mask(evaluation.stacked)
+    return TwinPass(outputs, output_gaps(setup.out_action, evaluation.outputs, outputs, mask, evaluation.table.scales))
 
 
 def acts_exactly(action: Action, g: Element) -> bool:

@@ -39,14 +39,14 @@ from typing import Any, Callable
 import torch
 
 from eqbench.actions.base import Action
-from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, evaluate_cases
+from eqbench.check.cases import CheckSetup, InputSource, acts_exactly, evaluate_cases, twin_pass
 from eqbench.check.forward import ModelFailure, model_name
 from eqbench.check.determinism import nondeterminism
 from eqbench.check.noise import NoiseFloor, noise_floor
 from eqbench.check.random_phase import prepare_random_phase
 from eqbench.check.reproduce import counterexample, params_to_lists, worst_counterexample
 from eqbench.check.result import CheckResult, EquivarianceError, Float64Diagnosis, IllPosed, Verdict
-from eqbench.check.rounding import Judgement, judge_samples, twin_outputs
+from eqbench.check.rounding import Judgement, judge_samples
 from eqbench.check.search import Case, Judge, SearchOutcome, run_search
 from eqbench.check.verdict import (
     check_expected,
@@ -148,7 +148,7 @@ def check_equivariance(
     )
     try:
         evaluation = evaluate_cases(setup, x64, g, owner, stacked=phase.stacked)
-        twin = twin_outputs(setup, evaluation) if twin_rows == "all" else None
+        twin = twin_pass(setup, evaluation) if twin_rows == "all" else None
         floor = noise_floor(setup, evaluation, twin)
         threshold, thresholds = exact_threshold(floor.value, dtype), precision_thresholds(floor.value, dtype)
         result.noise_floor, result.exact_threshold = floor.value, threshold
@@ -157,7 +157,7 @@ def check_equivariance(
             result.message = unrepeatable
             return _finish(result, start)
         table = evaluation.table
-        judgement = judge_samples(setup, g, owner, evaluation, table, threshold, thresholds, outputs=twin)
+        judgement = judge_samples(setup, g, owner, evaluation, table, threshold, thresholds, twin_pass=twin)
     except ModelFailure as failure:
         result.message = f"model failed on the random phase's inputs: {failure}"
         return _finish(result, start)

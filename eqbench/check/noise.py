@@ -43,11 +43,10 @@ ill-posed on that input. Such rows are left out of the floor and reported (``gap
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from eqbench.check.cases import CaseEvaluation, CheckSetup, forward
+from eqbench.check.cases import CaseEvaluation, CheckSetup, TwinPass, forward
 from eqbench.check.forward import ModelFailure
 from eqbench.check.metrics import output_gaps
 from eqbench.check.verdict import ILL_POSED_GAP
@@ -65,11 +64,12 @@ class NoiseFloor:
     gap_row: int = -1
 
 
-def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation, twin_outputs: Any = None) -> NoiseFloor:
+def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation, twin_pass: TwinPass | None = None) -> NoiseFloor:
     """The floor for a case batch already evaluated in the checked dtype (see the module docstring).
 
-    ``twin_outputs``, the twin's outputs on every row of ``evaluation`` when the caller has them
-    (:func:`eqbench.check.rounding.twin_outputs`), replace the floor's own pass over the inputs.
+    ``twin_pass``, the twin on every row of ``evaluation`` when the caller has it
+    (:class:`~eqbench.check.cases.TwinPass`), gives the input rows' gaps instead of the floor's
+    own pass over the inputs.
     Raises :class:`~eqbench.check.forward.ModelFailure` when the reverse-order pass fails.
     """
     in_action, out_action = setup.in_action, setup.out_action
@@ -80,21 +80,24 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation, twin_outputs: Any
         twin, method, factor = setup.float32_model, "float32-scaled", EPS64 / EPS32
     else:
         twin, method, factor = setup.float64_model, "float64", 1.0
-    reference = None if twin_outputs is None else out_action.index(twin_outputs, slice(0, rows))
-    if reference is None and not twin.problem:
-        try:
-            reference = forward(twin, setup, inputs, twin.dtype)
-        except ModelFailure as failure:
-            twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
+    if twin_pass is not None:
+        gaps = twin_pass.row_gaps[:rows]
+    else:
+        reference = None
+        if not twin.problem:
+            try:
+                reference = forward(twin, setup, inputs, twin.dtype)
+            except ModelFailure as failure:
+                twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
+        if reference is None:
+            method = "batch-order"
+            if rows == 1:  # one row has one order: nothing to compare
+                return NoiseFloor(0.0, method, twin.problem)
+            order = torch.arange(rows - 1, -1, -1)
+            reversed_out = forward(setup.model, setup, in_action.index(inputs, order), setup.dtype)
+            reference = out_action.index(reversed_out, order)
+        gaps = output_gaps(out_action, observed, reference, in_action.point_mask(inputs), evaluation.table.scales)
     problem = twin.problem
-    if reference is None:
-        method = "batch-order"
-        if rows == 1:  # one row has one order: nothing to compare
-            return NoiseFloor(0.0, method, problem)
-        order = torch.arange(rows - 1, -1, -1)
-        reversed_out = forward(setup.model, setup, in_action.index(inputs, order), setup.dtype)
-        reference = out_action.index(reversed_out, order)
-    gaps = output_gaps(out_action, observed, reference, in_action.point_mask(inputs), evaluation.table.scales)
     rounding = gaps[~(gaps > ILL_POSED_GAP)] if method != "batch-order" else gaps
     floor = factor * float(rounding.max()) if rounding.numel() else 0.0
     if method == "batch-order":

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from eqbench.check.cases import CaseEvaluation, CheckSetup, case_errors, forward
+from eqbench.check.cases import CaseEvaluation, CheckSetup, TwinPass, case_errors, forward
 from eqbench.check.forward import ModelFailure
 from eqbench.check.metrics import ErrorTable, output_gaps
 from eqbench.check.verdict import REEVALUATED_FIRST, shrinks_with_precision
@@ -68,7 +67,7 @@ def judge_samples(
     threshold: float,
     thresholds: tuple[float, float],
     first: int | None = None,
-    outputs: Any = None,
+    twin_pass: TwinPass | None = None,
 ) -> Judgement:
     """Judge every sample of an evaluated case batch by the rule of :mod:`eqbench.check.verdict`.
 
@@ -76,9 +75,9 @@ def judge_samples(
     may be relative to the batch's own); ``threshold`` is ``T_exact``, ``thresholds`` is
     ``(T_lo, T_64)`` (:func:`~eqbench.check.verdict.precision_thresholds`). Sample ``first``
     (the search's drawn element), when above ``T_exact``, is re-evaluated in the first pass
-    whatever its rank, so that it is always judged itself. ``outputs`` are the twin's outputs on
-    every row of ``evaluation`` (:func:`twin_outputs`) when the caller has them: the re-evaluation
-    then reads its rows instead of running the twin.
+    whatever its rank, so that it is always judged itself. ``twin_pass``, the twin on every row of
+    ``evaluation`` (:class:`~eqbench.check.cases.TwinPass`) when the caller has it: the
+    re-evaluation then reads its rows instead of running the twin.
     """
     rel = table.rel
     samples = rel.shape[0]
@@ -94,11 +93,11 @@ def judge_samples(
 
     def other_precision(batch: Tensor) -> tuple[Tensor, Tensor]:
         """The samples' errors in the other precision and the model's own gaps between the precisions."""
-        other = _reevaluate(setup, g, owner, batch, table, evaluation, outputs)
+        other = _reevaluate(setup, g, owner, batch, table, evaluation)
         return other.table.rel, _gaps(setup, evaluation, other, owner, batch, table)
 
-    if outputs is not None:  # every sample's other-precision error and gap at once, read per batch below
-        every_rel, every_gap = other_precision(torch.arange(samples))
+    if twin_pass is not None:  # every sample's other-precision error and gap at once, read per batch below
+        every_rel, every_gap = _every_sample(setup, evaluation, g, owner, table, twin_pass)
         other_precision = lambda batch: (every_rel[batch], every_gap[batch])  # noqa: E731
     start = 0
     for stop in (REEVALUATED_FIRST, above.numel()):
@@ -131,41 +130,30 @@ def judge_samples(
     return judgement
 
 
-def twin_outputs(setup: CheckSetup, evaluation: CaseEvaluation) -> Any:
-    """The twin in the other precision on every row of an evaluated case batch, in one pass up front.
-
-    ``None`` when the twin cannot run (its ``problem`` then says why, as after a failed
-    re-evaluation). With these outputs the noise floor (:func:`~eqbench.check.noise.noise_floor`)
-    and :func:`judge_samples` take their rows instead of running the twin themselves: one pass
-    instead of two, worth it when the whole batch costs the model little (the tracker's probe).
-    """
-    twin = setup.other_model
-    if twin.problem:
-        return None
-    try:
-        return forward(twin, setup, evaluation.stacked, twin.dtype)
-    except ModelFailure as failure:
-        twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
-        return None
-
-
 def _reevaluate(
-    setup: CheckSetup, g: Element, owner: Tensor, batch: Tensor, table: ErrorTable, checked: CaseEvaluation, outputs: Any
+    setup: CheckSetup, g: Element, owner: Tensor, batch: Tensor, table: ErrorTable, checked: CaseEvaluation
 ) -> CaseEvaluation:
     """The samples ``batch`` evaluated by the twin, errors relative to ``table``'s scales.
 
     The twin gets the very float64 rows the checked pass got (``checked.stacked``: the inputs, then
-    the samples' transformed inputs), not a second transformation of them; ``outputs``, the twin's
-    outputs on every row of ``checked`` (:func:`twin_outputs`), when the caller has them.
+    the samples' transformed inputs), not a second transformation of them.
     """
     inputs, local_owner = torch.unique(owner[batch], return_inverse=True)
-    rows = torch.cat([inputs, checked.base_rows + batch])
-    stacked = setup.in_action.index(checked.stacked, rows)
+    stacked = setup.in_action.index(checked.stacked, torch.cat([inputs, checked.base_rows + batch]))
     twin = setup.other_model
-    other = forward(twin, setup, stacked, twin.dtype) if outputs is None else setup.out_action.index(outputs, rows)
+    other = forward(twin, setup, stacked, twin.dtype)
     evaluation = case_errors(setup, stacked, other, g.index(batch), local_owner, inputs.numel())
     evaluation.table = evaluation.table.rescaled(table.scales)
     return evaluation
+
+
+def _every_sample(
+    setup: CheckSetup, checked: CaseEvaluation, g: Element, owner: Tensor, table: ErrorTable, twin: TwinPass
+) -> tuple[Tensor, Tensor]:
+    """What :func:`_reevaluate` and :func:`_gaps` give, for every sample at once, read from ``twin``."""
+    other = case_errors(setup, checked.stacked, twin.outputs, g, owner, checked.base_rows)
+    base, transformed = twin.row_gaps[: checked.base_rows], twin.row_gaps[checked.base_rows :]
+    return other.table.rescaled(table.scales).rel, torch.maximum(transformed, base[owner])
 
 
 def _gaps(
