@@ -260,7 +260,7 @@ def test_streamed_chunks_without_backward(monkeypatch, dense, bn, training, span
     first: the output and the running statistics must equal the unchunked reference's (per-chunk
     statistics would not, which the reference catches).
     """
-    monkeypatch.setattr(WeightNet, "chunk_queries", lambda self, k, values, dense: span)
+    monkeypatch.setattr(WeightNet, "chunk_queries", lambda self, k, values, dense, queries, weights: span)
     calls = []
     chunks = WeightNet.convolve_in_chunks
     monkeypatch.setattr(WeightNet, "convolve_in_chunks", lambda self, *a: calls.append(a[8]) or chunks(self, *a))
@@ -286,13 +286,20 @@ def test_streamed_chunks_without_backward(monkeypatch, dense, bn, training, span
 
 
 def test_chunk_size_follows_the_byte_budget(monkeypatch):
-    """:meth:`WeightNet.chunk_queries`: as many queries as ``CHUNK_BYTES`` holds by the workspace formula, at least one."""
+    """:meth:`WeightNet.chunk_queries`: as many queries as ``CHUNK_BYTES`` holds by the workspace formula, at least
+    one, never more than ``MAX_CHUNKS`` chunks a pass, never less workspace than the output map's weights."""
     net = WeightNet(PAIR_DIM, HIDDEN, OUT)
     values = torch.zeros(1, POINTS, CHANNELS)  # float32
     per_query = 4 * (4 * (2 * HIDDEN + OUT + CHANNELS + OUT) + 2 * OUT * CHANNELS)  # gather form, k = 4
     monkeypatch.setattr(weightnet, "CHUNK_BYTES", 10 * per_query + 3)
-    assert net.chunk_queries(4, values, dense=False) == 10
-    assert net.chunk_queries(4, values.double(), dense=False) == 5
-    assert net.chunk_queries(4, values, dense=True) > 10  # no gathered values or scattered weights
+    few = 5 * weightnet.MAX_CHUNKS  # a pass this short is cut by bytes alone
+    assert net.chunk_queries(4, values, dense=False, queries=few, weights=1) == 10
+    assert net.chunk_queries(4, values.double(), dense=False, queries=few, weights=1) == 5
+    assert net.chunk_queries(4, values, dense=True, queries=few, weights=1) > 10  # no gathered values or scattered weights
+    many = 1000 * weightnet.MAX_CHUNKS  # bytes alone would make 1,600 chunks: MAX_CHUNKS of 1,000 queries instead
+    assert net.chunk_queries(4, values, dense=False, queries=many, weights=1) == 1000
+    assert net.chunk_queries(4, values, dense=False, queries=many + 1, weights=1) == 1001
+    # a chunk's workspace at least the weights' bytes: 30 queries' worth of weights -> 30 queries a chunk
+    assert net.chunk_queries(4, values, dense=False, queries=few, weights=30 * per_query // 4) == 30
     monkeypatch.setattr(weightnet, "CHUNK_BYTES", 1)
-    assert net.chunk_queries(4, values, dense=False) == 1
+    assert net.chunk_queries(4, values, dense=False, queries=1, weights=1) == 1

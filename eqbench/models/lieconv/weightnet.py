@@ -52,8 +52,10 @@ backward to about 0.8 of its earlier time (SO(2) and T(2)) and forward to about 
 Passes without backward (evaluation; a training pass without gradients, e.g. one that only
 sets the ball radii and running statistics) are streamed: their queries go through the weight
 network, the sum and ``L`` in chunks whose workspace fits :data:`CHUNK_BYTES` (2 MiB: a few
-whole items, or a block of one item's queries), so no pair-level tensor of the whole batch is
-formed and the pass's peak is set by its point-level tensors. With BatchNorm in training the
+whole items, or a block of one item's queries; larger when that would make over
+:data:`MAX_CHUNKS` chunks, or give a chunk less workspace than the bytes of ``L``'s weights, which
+every chunk reads again: :meth:`WeightNet.chunk_queries`), so no pair-level tensor of the whole
+batch is formed and the pass's peak is set by its point-level tensors. With BatchNorm in training the
 chunks first gather the batch statistics stage by stage (:meth:`WeightNet.streamed_statistics`:
 ``L (L + 1) / 2`` extra stage evaluations, exact up to rounding). Such a pass keeps no ``S``.
 For the QM9 ``k = 256`` evaluation (75 molecules, 63k pairs a layer) this took the peak
@@ -91,6 +93,10 @@ from eqbench.models.lieconv.workspace import Workspace
 #: values and Monte-Carlo sums of the chunk. 2 MiB keeps them in the processor's caches and
 #: keeps the whole pass's pair-level memory at that, whatever the batch.
 CHUNK_BYTES = 1 << 21
+#: Most chunks a streamed pass is cut into: a chunk costs a fixed few dozen operations, so a pass of
+#: thousands of queries is cut into at most this many, and its workspace is then 1/16 of the
+#: unstreamed pass's.
+MAX_CHUNKS = 16
 #: Rows per block of the backward pass's stage computations (2 MB per block of 32 float32 channels: cache-sized).
 BLOCK_ROWS = 1 << 14
 
@@ -148,7 +154,7 @@ class WeightNet(nn.Module):
         backward = torch.is_grad_enabled() and any(t.requires_grad for t in (pairs, values, linear.weight, linear.bias, *params))
         batch, m, k = valid.shape
         if not backward and statistics is None:
-            span = self.chunk_queries(k, values, index is None)
+            span = self.chunk_queries(k, values, index is None, batch * m, linear.weight.numel())
             if span < batch * m:
                 if self.norms is not None and self.training:
                     statistics = self.streamed_statistics(pairs, valid, span)
@@ -167,8 +173,13 @@ class WeightNet(nn.Module):
         layout = Layout(stages, values, index, tuple(valid.shape), rows, slots, scale, backward)
         return PairConvolution.apply(flat, values, layout, linear.weight, linear.bias, *params)
 
-    def chunk_queries(self, k: int, values: Tensor, dense: bool) -> int:
-        """Queries per chunk of a streamed pass: as many as :data:`CHUNK_BYTES` holds (at least one).
+    def chunk_queries(self, k: int, values: Tensor, dense: bool, queries: int, weights: int) -> int:
+        """Queries per chunk of a streamed pass of ``queries`` queries: as many as :data:`CHUNK_BYTES`
+        holds (at least one), or more when that would cut the pass into over :data:`MAX_CHUNKS`
+        chunks, or give a chunk less workspace than the ``weights`` numbers of the output linear map
+        that every chunk reads again (QM9 at ``k = 1536``: 24,576 x 1,536 weights, 151 MB, read
+        once per chunk, against 196 kB of workspace a query: chunks of 10 queries made the forward
+        pass 1.6 times slower, memory-bound on those reads).
 
         A query's share of the forward workspace (:meth:`Layout.forward_shapes`), at most: two
         stage buffers and the placed weights per pair (``2 hidden + out`` numbers), the gathered
@@ -178,7 +189,9 @@ class WeightNet(nn.Module):
         out, channels = self.widths[-1], values.shape[-1]
         per_pair = 2 * max(self.widths[1:]) + out + (0 if dense else channels + out)
         per_query = k * per_pair + 2 * out * channels
-        return max(1, CHUNK_BYTES // (per_query * values.element_size()))
+        query_bytes = per_query * values.element_size()
+        at_least = max(-(-queries // MAX_CHUNKS), -(-weights * values.element_size() // query_bytes))
+        return max(1, CHUNK_BYTES // query_bytes, at_least)
 
     def convolve_in_chunks(
         self,
