@@ -76,3 +76,30 @@ def test_bad_groups_and_tasks_without_actions_are_usage_errors():
         task_actions("pendulum")
     with pytest.raises(ValueError, match="at least one example"):
         EquivarianceTracker.for_task("digits-rot", get_task("digits-rot").build({"train_size": 8, "holdout": 8}), "C4", torch.device("cpu"), probe_size=0)
+
+
+class NumpyNoise(torch.nn.Module):
+    """An invariant that draws from NumPy's global generator in its forward pass (even in eval mode)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import numpy as np
+
+        return x.flatten(1).sum(dim=1, keepdim=True) + 0.0 * float(np.random.rand())
+
+
+@pytest.mark.parametrize(("model", "moves"), [(torch.nn.Flatten(), False), (NumpyNoise(), True)], ids=["quiet", "numpy"])
+def test_the_global_random_states_are_restored_whenever_the_first_probe_moved_them(model, moves):
+    import random
+
+    import numpy as np
+
+    from eqbench.groups.names import group_from_name
+
+    tracker = EquivarianceTracker(group_from_name("C4"), torch.randn(2, 1, 6, 6), *task_actions("digits-rot"), torch.device("cpu"))
+    for _ in range(3):
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        tracker.measure(model, 1.0)
+        assert random.getstate() == python_state
+        after = np.random.get_state()
+        assert np.array_equal(after[1], numpy_state[1]) and after[2] == numpy_state[2]
+        assert tracker.moves_global_random is moves  # found on the first probe
