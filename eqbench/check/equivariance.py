@@ -164,14 +164,18 @@ def check_equivariance(
     rel, absolute = table.rel, table.abs
     random_unexplained = judgement.unexplained_error(rel)
     worst = judgement.worst(rel)
-    random_worst = Case(structure, int(owner[worst]), {key: value[worst : worst + 1] for key, value in params.items()})
+
+    def random_worst() -> Case:
+        """The random phase's worst sample as a search case (a search anchor, a counterexample candidate)."""
+        return Case(structure, int(owner[worst]), {key: value[worst : worst + 1] for key, value in params.items()})
+
     search = SearchOutcome()
     if search_examples > 0:
         failing = random_unexplained > failure_threshold(expected, tolerance)
         judge = Judge(expected, threshold, thresholds, tolerance, table)
         search = run_search(
             setup, source, judge=judge, examples=search_examples, elements=search_elements, seed=seed,
-            anchor=random_worst if failing else None,
+            anchor=random_worst() if failing else None,
         )
 
     result.per_output = {leaf.name: leaf.summary() for leaf in table.leaves}
@@ -205,12 +209,13 @@ def check_equivariance(
         result.verdict = decide(result.unexplained_error, tolerance, exact_action)
     if result.verdict is not Verdict.EXACT:
         random_key = (bool(judgement.unexplained[worst]), float(rel[worst]))
-        random_case = (random_worst, 0, "random", random_key, float(judgement.other_error[worst]))
+        random_case = (random_worst() if counterexamples else None, 0, "random", random_key, float(judgement.other_error[worst]))
         case, index, origin, key, other = _worst_case(search, random_case, random_key)
         if counterexamples:
+            assert case is not None
             fail_at = max(failure_threshold(expected, tolerance), threshold)
             result.counterexample = counterexample(setup, source, case.structure, case.item, case.params, index, origin, fail_at)
-            result.worst_example = worst_counterexample(setup, source, _candidates(search, random_worst), fail_at)
+            result.worst_example = worst_counterexample(setup, source, _candidates(search, random_worst()), fail_at)
         if result.verdict is not Verdict.ERROR:
             result.float64 = _diagnosis(setup, key, other, problem)
     result.message = "; ".join(notes)
@@ -254,8 +259,8 @@ def _check_arguments(
 
 
 def _worst_case(
-    search: SearchOutcome, random_case: tuple[Case, int, str, tuple[bool, float], float], random_key: tuple[bool, float]
-) -> tuple[Case, int, str, tuple[bool, float], float]:
+    search: SearchOutcome, random_case: tuple[Case | None, int, str, tuple[bool, float], float], random_key: tuple[bool, float]
+) -> tuple[Case | None, int, str, tuple[bool, float], float]:
     """The shrunk search failure if any, else the worst sample (unexplained ones first) of the search or the random phase.
 
     Returns the case (its ``params`` a batch), the index of the element in that batch, the

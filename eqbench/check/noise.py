@@ -98,8 +98,10 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation, twin_pass: TwinPa
             reference = out_action.index(reversed_out, order)
         gaps = output_gaps(out_action, observed, reference, in_action.point_mask(inputs), evaluation.table.scales)
     problem = twin.problem
-    rounding = gaps[~(gaps > ILL_POSED_GAP)] if method != "batch-order" else gaps
-    floor = factor * float(rounding.max()) if rounding.numel() else 0.0
     if method == "batch-order":
-        return NoiseFloor(floor, method, problem)
-    return NoiseFloor(floor, method, problem, float(gaps.max()), int(gaps.argmax()))
+        return NoiseFloor(factor * float(gaps.max()), method, problem)
+    # rows whose gap is above ILL_POSED_GAP are findings, not rounding: the floor is the largest other gap
+    rounding = torch.where(gaps > ILL_POSED_GAP, torch.zeros_like(gaps), gaps).max()
+    largest, worst_row = gaps.max(dim=0)
+    floor, gap, row = torch.stack([rounding, largest, worst_row.to(gaps.dtype)]).tolist()
+    return NoiseFloor(factor * floor, method, problem, gap, int(row))
