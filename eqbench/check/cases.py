@@ -184,7 +184,7 @@ def twin_pass(setup: CheckSetup, evaluation: CaseEvaluation) -> TwinPass | None:
     try:
         outputs = forward(twin, setup, evaluation.stacked, twin.dtype)
     except ModelFailure as failure:
-        twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
+        twin.refuse(failure)
         return None
     mask = setup.in_action.point_mask(evaluation.stacked)
     return TwinPass(outputs, output_gaps(setup.out_action, evaluation.outputs, outputs, mask, evaluation.table.scales))

@@ -57,17 +57,16 @@ def evaluate(model: Callable[..., Any], x: Any, in_action: Action, out_action: A
     for a dtype twin (:class:`TwinModel`): the checker runs it only on rows the model itself has
     already run on, with the same code, so the model's own pass catches them.
     """
-    watched = not isinstance(model, TwinModel)
-    before = in_action.clone(x) if watched else x
+    before = None if isinstance(model, TwinModel) else in_action.clone(x)
     try:
         with torch.no_grad():
             out = call_model(model, x)
     except Exception as error:  # noqa: BLE001 - any exception of the model is reported, not propagated
         raise ModelFailure("raised", f"model raised {type(error).__name__}: {error}") from error
-    changed = [
+    changed = [] if before is None else [
         leaf.name or "<value>"
         for leaf, kept in zip(in_action.leaves(x), in_action.leaves(before))
-        if watched and not torch.equal(leaf.tensor, kept.tensor)
+        if not torch.equal(leaf.tensor, kept.tensor)
     ]
     if changed:
         raise ModelFailure("mutated", f"model changed its input in place (field(s) {', '.join(changed)})")
@@ -168,6 +167,10 @@ class TwinModel:
         self.problem = ""
         self.in_place = False
         self._copy: Callable[..., Any] | None = None if isinstance(model, nn.Module) else model
+
+    def refuse(self, failure: ModelFailure) -> None:
+        """Record that the twin cannot be evaluated (``problem``), so that callers stop trying."""
+        self.problem = f"no {str(self.dtype).removeprefix('torch.')} evaluation: {failure}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._copy is None and not self.in_place:

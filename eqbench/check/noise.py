@@ -74,8 +74,6 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation, twin_pass: TwinPa
     """
     in_action, out_action = setup.in_action, setup.out_action
     rows = evaluation.base_rows
-    inputs = in_action.index(evaluation.stacked, slice(0, rows))
-    observed = out_action.index(evaluation.outputs, slice(0, rows))
     if setup.dtype == torch.float64:
         twin, method, factor = setup.float32_model, "float32-scaled", EPS64 / EPS32
     else:
@@ -83,12 +81,14 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation, twin_pass: TwinPa
     if twin_pass is not None:
         gaps = twin_pass.row_gaps[:rows]
     else:
+        inputs = in_action.index(evaluation.stacked, slice(0, rows))
+        observed = out_action.index(evaluation.outputs, slice(0, rows))
         reference = None
         if not twin.problem:
             try:
                 reference = forward(twin, setup, inputs, twin.dtype)
             except ModelFailure as failure:
-                twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
+                twin.refuse(failure)
         if reference is None:
             method = "batch-order"
             if rows == 1:  # one row has one order: nothing to compare

@@ -91,14 +91,18 @@ def judge_samples(
         above = torch.cat([above[above == first], above[above != first]])
     twin = setup.other_model
 
-    def other_precision(batch: Tensor) -> tuple[Tensor, Tensor]:
-        """The samples' errors in the other precision and the model's own gaps between the precisions."""
-        other = _reevaluate(setup, g, owner, batch, table, evaluation)
-        return other.table.rel, _gaps(setup, evaluation, other, owner, batch, table)
+    if twin_pass is None:
 
-    if twin_pass is not None:  # every sample's other-precision error and gap at once, read per batch below
+        def other_precision(batch: Tensor) -> tuple[Tensor, Tensor]:
+            """The samples' errors in the other precision and the model's own gaps between the precisions."""
+            other = _reevaluate(setup, g, owner, batch, table, evaluation)
+            return other.table.rel, _gaps(setup, evaluation, other, owner, batch, table)
+
+    else:  # every sample's other-precision error and gap at once, read per batch below
         every_rel, every_gap = _every_sample(setup, evaluation, g, owner, table, twin_pass)
-        other_precision = lambda batch: (every_rel[batch], every_gap[batch])  # noqa: E731
+
+        def other_precision(batch: Tensor) -> tuple[Tensor, Tensor]:
+            return every_rel[batch], every_gap[batch]
     start = 0
     for stop in (REEVALUATED_FIRST, above.numel()):
         batch = above[start:stop]
@@ -108,7 +112,7 @@ def judge_samples(
             try:
                 other_rel, gaps = other_precision(batch)
             except ModelFailure as failure:
-                twin.problem = f"no {str(twin.dtype).removeprefix('torch.')} evaluation: {failure}"
+                twin.refuse(failure)
         if twin.problem:  # no re-evaluation: what is above T_exact stays unexplained
             judgement.problem = twin.problem
             judgement.unexplained[above[start:]] = True
