@@ -47,7 +47,8 @@ bounds the ratio from below on small workloads: QM9 at ``k = 256`` peaks at abou
 the reference, so half of it leaves ours about 0.013 GB above its imports for its parameters
 (2.5 MB), the pages of torch's library its operations touch in the first passes (about 11 MB,
 the mandatory training pass included) and its tensors; it measured 0.262 GB (0.025 GB above
-the imports: 0.52 of the reference), down from 0.286 GB. The second table gives the peak above
+the imports: 0.52 of the reference), down from 0.286 GB. The run measures that floor live (a fresh
+interpreter that imports torch alone) and prints it as a share of each reference peak. The second table gives the peak above
 the resident set after the imports (what the network, its batch and its passes added). GB are 10^9 bytes. (The stored reference peaks of ../shared/ANCHORS.md were written as
 MiB / 1000, e.g. "2.3 GB" for 2,300 MiB = 2.41 GB; they are converted here.)
 
@@ -231,6 +232,13 @@ def run_child(sides: Sides, side: str, request: dict[str, Any], timeout: float =
         raise RuntimeError(f"{side} child for {request['workload']['name']} {request['mode']} failed "
                            f"(exit {completed.returncode}):\n{completed.stderr[-4000:]}")
     return json.loads(lines[-1])
+
+
+def torch_alone_bytes() -> int:
+    """The resident set of a fresh interpreter that imports torch and nothing else: the floor under every torch-based child's peak."""
+    command = [sys.executable, "-c", "import torch; from suites.lieconv_protocol import resident_bytes; print(resident_bytes())"]
+    completed = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, check=True)
+    return int(completed.stdout.split()[-1])
 
 
 def round_figures(result: dict[str, Any]) -> dict[str, float]:
@@ -471,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         results = measure_rounds(chosen, sides, args.rounds, calls, args.warmups, args.threads, batches, args.device, calibrate,
                                  lambda text: print(text, file=sys.stderr, flush=True))
     lines[0] += f", after {os.getloadavg()[0]:.2f}"
+    floor = torch_alone_bytes()
     memory_key = "device_peak" if args.device == "cuda" else "peak"
     time_table, time_ratios = comparison_table(results, names, live, "seconds")
     memory_table, memory_ratios = comparison_table(results, names, live, memory_key)
@@ -491,6 +500,12 @@ def main(argv: list[str] | None = None) -> int:
         "## Peak memory above the imports (the peak less the child's resident set after importing torch and the implementation)",
         "", above_table, "",
         "resident set after the imports (median over the children): " + ", ".join(f"{side} {value / 1e9:.3f} GB" for side, value in imported.items()),
+        "",
+        (f"floor: a fresh interpreter that imports torch and nothing else holds {floor / 1e9:.3f} GB, "
+         + ("as a share of the reference's median peak: " + ", ".join(
+             f"{name} {mode} {floor / statistics.median(r[memory_key] for r in results[(name, mode, 'reference')]):.2f}"
+             for name in names for mode in MODES) + "; no torch-based implementation can go below these ratios"
+            if live and args.device == "cpu" else "under every peak of the table")),
         "",
         (f"targets met (median ratio <= {TARGET_RATIO}): time {met(time_ratios)}, peak memory {met(memory_ratios)}, "
          f"peak memory above the imports {met(above_ratios)}"),

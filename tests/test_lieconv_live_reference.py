@@ -124,4 +124,11 @@ def test_live_run_against_a_fake_reference(fake_reference, tmp_path):
         assert (float(ours) - 5e-3) / (float(reference) + 5e-3) - 5e-3 <= float(ratio) <= (float(ours) + 5e-3) / (float(reference) - 5e-3) + 5e-3
         assert 0 <= float(above) < float(ours) and 0 <= float(above_reference) < float(reference)
     assert re.search(rf"resident set after the imports \(median over the children\): ours {NUMBER} GB, reference {NUMBER} GB", out), out
+    floor = re.search(rf"imports torch and nothing else holds ({NUMBER}) GB, as a share of the reference's median peak: "
+                      rf"rotmnist-so2 forward ({NUMBER}), rotmnist-so2 forward\+backward ({NUMBER});", out)
+    assert floor, out
+    # The floor is under every peak, ours and the reference's, and its shares are the floor over the reference's peaks.
+    assert all(float(floor.group(1)) < float(row[1]) + 5e-3 and float(floor.group(1)) < float(row[2]) + 5e-3 for row in memory_rows)
+    for (_, _, reference, _, _), share in zip(memory_rows, floor.groups()[1:]):
+        assert abs(float(share) - float(floor.group(1)) / float(reference)) <= 0.01 + float(share) * 5e-3 / float(reference)
     assert report.read_text().startswith("# LieConv vs the reference LieConv")
