@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from eqbench.check.cases import CaseEvaluation, CheckSetup, TwinPass, case_errors, forward
+from eqbench.check.cases import CaseEvaluation, CheckSetup, TwinPass, case_errors, forward, sample_errors
 from eqbench.check.forward import ModelFailure
 from eqbench.check.metrics import ErrorTable, output_gaps
 from eqbench.check.verdict import REEVALUATED_FIRST, shrinks_with_precision
@@ -155,9 +155,9 @@ def _every_sample(
     setup: CheckSetup, checked: CaseEvaluation, g: Element, owner: Tensor, table: ErrorTable, twin: TwinPass
 ) -> tuple[Tensor, Tensor]:
     """What :func:`_reevaluate` and :func:`_gaps` give, for every sample at once, read from ``twin``."""
-    other = case_errors(setup, checked.stacked, twin.outputs, g, owner, checked.base_rows)
+    other = sample_errors(setup, checked.stacked, twin.outputs, g, owner, checked.base_rows, table.scales)
     base, transformed = twin.row_gaps[: checked.base_rows], twin.row_gaps[checked.base_rows :]
-    return other.table.rescaled(table.scales).rel, torch.maximum(transformed, base[owner])
+    return other, torch.maximum(transformed, base[owner])
 
 
 def _gaps(
