@@ -15,6 +15,7 @@ A *case batch* is ``B`` inputs ``x`` (float64) and ``R`` group elements ``g_r``,
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -105,7 +106,7 @@ def forward(model: Callable[..., Any], setup: CheckSetup, x: Any, dtype: torch.d
     input numbers. Raises :class:`~eqbench.check.forward.ModelFailure`.
     """
     rows = setup.in_action.batch_size(x)
-    per_row = max(1, sum(leaf.tensor[0].numel() for leaf in setup.in_action.leaves(x)))
+    per_row = max(1, sum(math.prod(leaf.tensor.shape[1:]) for leaf in setup.in_action.leaves(x)))
     chunk = max(1, CHUNK_VALUES // per_row)
     outputs = []
     for start in range(0, rows, chunk):
