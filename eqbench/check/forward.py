@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from eqbench.actions.base import Action, DataError
+from eqbench.actions.composite import Composite
 
 LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -75,6 +76,7 @@ def evaluate(model: Callable[..., Any], x: Any, in_action: Action, out_action: A
         out_action.validate(out, where="model output")
     except DataError as error:
         raise ModelFailure("output", f"bad model output: {error}") from None
+    finite_checked = validate_rejects_non_finite(out_action)
     for leaf in out_action.leaves(out):
         if leaf.tensor.shape[0] != rows:
             raise ModelFailure(
@@ -82,13 +84,27 @@ def evaluate(model: Callable[..., Any], x: Any, in_action: Action, out_action: A
                 f"model output {leaf.name or '<value>'} has batch {leaf.tensor.shape[0]} for {rows} inputs "
                 "(the batch axis must hold independent items)",
             )
-        if leaf.tensor.is_floating_point() and not bool(torch.isfinite(leaf.tensor).all()):
+        if not finite_checked and leaf.tensor.is_floating_point() and not bool(torch.isfinite(leaf.tensor).all()):
             raise ModelFailure("output", f"model output {leaf.name or '<value>'} contains NaN or Inf")
     if isinstance(model, TwinModel) and model.dtype == torch.float64:
         low = [leaf.name or "<value>" for leaf in out_action.leaves(out) if leaf.tensor.dtype in LOW_PRECISION]
         if low:
             raise ModelFailure("precision", f"model output {', '.join(low)} stays below float64 precision on float64 inputs")
     return out
+
+
+def validate_rejects_non_finite(action: Action) -> bool:
+    """Whether ``action.validate`` already rejects NaN and Inf in every floating tensor of a value.
+
+    eqbench's own actions do: those of floating fields call
+    :func:`~eqbench.actions.checks.require_finite`, the others (masks, edge indices) refuse floating
+    dtypes, and a composite validates each field with that field's action. An action whose
+    ``validate`` is defined elsewhere (a plugin's) may not, so :func:`evaluate` checks its
+    floating outputs itself.
+    """
+    if not type(action).validate.__module__.startswith("eqbench.actions."):
+        return False
+    return all(validate_rejects_non_finite(field) for field in action.fields.values()) if isinstance(action, Composite) else True
 
 
 #: Copies of checked modules in another dtype, kept while the module lives and its tensors are unchanged.

@@ -112,7 +112,8 @@ class EquivarianceTracker:
                     counterexamples=False, repeat_check=not self.probed, twin_rows="all",
                 )
         finally:
-            model.train(was_training)
+            if was_training:  # eval() has left every submodule in eval mode already otherwise
+                model.train()
             if guarded:
                 if not self.probed:
                     self.moves_global_random = random.getstate() != python_state or not _same_numpy_state(
