@@ -118,12 +118,14 @@ class ModeSpy(torch.nn.Module):
         return self.inner(x).sum(dim=1, keepdim=True)
 
 
-@pytest.mark.parametrize("training", [True, False], ids=["train-mode", "eval-mode"])
-def test_the_probe_runs_in_eval_mode_and_leaves_the_model_s_mode_as_it_found_it(training):
+@pytest.mark.parametrize(("training", "dropout_training"), [(True, True), (False, False), (False, True)], ids=["train", "eval", "mixed"])
+def test_the_probe_runs_in_eval_mode_and_leaves_the_model_s_mode_as_it_found_it(training, dropout_training):
+    """A model in eval mode throughout is probed as it is; any submodule in training mode puts the whole model in eval mode."""
     from eqbench.groups.names import group_from_name
 
     tracker = EquivarianceTracker(group_from_name("C4"), torch.randn(2, 1, 6, 6), *task_actions("digits-rot"), torch.device("cpu"))
     model = ModeSpy().train(training)
+    model.inner[1].train(dropout_training)  # "mixed": the root in eval mode, its dropout not
     for _ in range(2):
         row = tracker.measure(model, 1.0)
         assert row["equivariance_verdict"] == "exact"  # dropout off: a sum of pixels is rotation invariant

@@ -77,7 +77,8 @@ def evaluate(model: Callable[..., Any], x: Any, in_action: Action, out_action: A
     except DataError as error:
         raise ModelFailure("output", f"bad model output: {error}") from None
     finite_checked = validate_rejects_non_finite(out_action)
-    for leaf in out_action.leaves(out):
+    leaves = out_action.leaves(out)
+    for leaf in leaves:
         if leaf.tensor.shape[0] != rows:
             raise ModelFailure(
                 "output",
@@ -87,7 +88,7 @@ def evaluate(model: Callable[..., Any], x: Any, in_action: Action, out_action: A
         if not finite_checked and leaf.tensor.is_floating_point() and not bool(torch.isfinite(leaf.tensor).all()):
             raise ModelFailure("output", f"model output {leaf.name or '<value>'} contains NaN or Inf")
     if isinstance(model, TwinModel) and model.dtype == torch.float64:
-        low = [leaf.name or "<value>" for leaf in out_action.leaves(out) if leaf.tensor.dtype in LOW_PRECISION]
+        low = [leaf.name or "<value>" for leaf in leaves if leaf.tensor.dtype in LOW_PRECISION]
         if low:
             raise ModelFailure("precision", f"model output {', '.join(low)} stays below float64 precision on float64 inputs")
     return out

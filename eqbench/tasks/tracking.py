@@ -105,7 +105,8 @@ class EquivarianceTracker:
         devices = [self.device] if self.device.type == "cuda" else []
         try:
             with torch.random.fork_rng(devices=devices):
-                model.eval()
+                if any(module.training for module in model.modules()):  # the trainer's evaluation leaves it in eval mode
+                    model.eval()
                 result = check_equivariance(
                     model, self.group, self.probe, self.in_action, self.out_action,
                     seed=self.seed, n_elements=self.n_elements, search_examples=0, device=self.device,
