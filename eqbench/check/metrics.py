@@ -47,7 +47,7 @@ def masked(t: Tensor, mask: Tensor | None, per_point: bool) -> Tensor:
 
 def row_norms(t: Tensor) -> Tensor:
     """``(R,)`` L2 norm of each row over all non-batch axes."""
-    return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
+    return torch.linalg.vector_norm(t if t.dim() == 2 else t.reshape(t.shape[0], -1), dim=1)
 
 
 @dataclass
