@@ -334,6 +334,19 @@ def test_validation_locates_nan_and_inf() -> None:
     assert "Inf at index (1, 1)" in error_of(lambda: Scalars().validate(y))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_the_finite_sum_shortcut_misses_no_bad_entry_and_refuses_no_good_one(dtype) -> None:
+    """A finite sum proves every entry finite; a sum that is not (a bad entry, or an overflow) gets the entrywise test."""
+    huge = torch.finfo(dtype).max
+    Scalars().validate(torch.full((4, 5), huge, dtype=dtype))  # finite entries whose sum overflows: still accepted
+    Scalars().validate(torch.zeros(0, 5, dtype=dtype))
+    for bad in ([float("nan")], [float("inf")], [-float("inf")], [float("inf"), -float("inf")]):
+        x = torch.ones(4, 5, dtype=dtype)
+        x[1, : len(bad)] = torch.tensor(bad, dtype=dtype)
+        kind = "NaN" if math.isnan(bad[0]) else "Inf"
+        assert f"{kind} at index (1, 0) ({len(bad)} non-finite" in error_of(lambda: Scalars().validate(x))
+
+
 def test_validation_of_masks_and_edge_indices() -> None:
     assert "dtype torch.bool, got torch.float32" in error_of(lambda: Mask().validate(torch.ones(4, 5)))
     assert "(B, N)" in error_of(lambda: Mask().validate(torch.ones(4, 5, 1, dtype=torch.bool)))

@@ -1,12 +1,13 @@
 """Calling models: argument convention, the float64 copy, models stuck in float32, per-output breakdowns."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
-from eqbench.actions import Invariant, Tuple, Vectors
+from eqbench.actions import EdgeIndex, GridImage, Invariant, Mask, Points, Scalars, Tuple, Vectors
 from eqbench.check import Verdict, check_equivariance, equivariance_error
-from eqbench.check.forward import call_model, dtype_copy
+from eqbench.check.forward import ModelFailure, call_model, dtype_copy, evaluate, validate_rejects_non_finite
 from eqbench.groups import SO3
 from eqbench.inputs import InputStructure, PointCloudInputs
 
@@ -71,6 +72,36 @@ def test_float64_copy_is_cached_and_follows_parameter_updates() -> None:
     replaced = dtype_copy(model, torch.float64)
     assert replaced is not first and torch.equal(replaced.net[0].bias, torch.zeros(8, dtype=torch.float64))
     assert dtype_copy(model, torch.float32) is not replaced  # one copy per dtype
+    with torch.no_grad():
+        model.net[0].bias.add_(2.0)  # the fresh copy, not the first, now follows the updates
+    assert dtype_copy(model, torch.float64) is replaced and torch.equal(replaced.net[0].bias, torch.full((8,), 2.0, dtype=torch.float64))
+    assert not torch.equal(first.net[0].bias, replaced.net[0].bias)
+
+
+def test_float64_copy_follows_buffer_updates() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    twin = dtype_copy(model, torch.float64)
+    model.train()(torch.randn(16, 3))  # batch norm moves its running statistics in place
+    assert dtype_copy(model, torch.float64) is twin
+    assert torch.equal(twin[1].running_mean, model[1].running_mean.double()) and not torch.equal(twin[1].running_mean, torch.zeros(4, dtype=torch.float64))
+    assert int(twin[1].num_batches_tracked) == 1
+
+
+class SilentAction(Invariant):
+    """A plugin's output action whose ``validate`` does not look for NaN or Inf."""
+
+    def validate(self, x: torch.Tensor, where: str = "input") -> None:
+        pass
+
+
+def test_non_finite_outputs_are_failures_whether_or_not_the_output_action_looks_for_them() -> None:
+    assert validate_rejects_non_finite(Invariant()) and validate_rejects_non_finite(Tuple(Points(), Scalars(), Mask()))
+    assert validate_rejects_non_finite(EdgeIndex()) and validate_rejects_non_finite(GridImage())
+    assert not validate_rejects_non_finite(SilentAction()) and not validate_rejects_non_finite(Tuple(Points(), SilentAction()))
+    x = torch.ones(3, 4, 3)
+    for action, message in ((Invariant(), "bad model output: model output: contains NaN"), (SilentAction(), "contains NaN or Inf")):
+        with pytest.raises(ModelFailure, match=message):  # the silent action's NaN is caught by evaluate itself
+            evaluate(lambda pos: pos.sum(dim=(1, 2)).unsqueeze(1) * float("nan"), x, Points(), action, 3)
 
 
 def test_dtype_copies_keep_complex_and_integer_tensors() -> None:

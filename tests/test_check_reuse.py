@@ -15,8 +15,11 @@ import pytest
 import torch
 from torch import nn
 
-from eqbench.actions import Invariant, Points, Vectors
+from eqbench.actions import Invariant, Mask, Points, Scalars, Tuple, Vectors
 from eqbench.check import Verdict, check_equivariance
+from eqbench.check.cases import CaseEvaluation, CheckSetup, TwinPass, case_errors, sample_errors
+from eqbench.check.metrics import ErrorTable, LeafErrors
+from eqbench.check.noise import noise_floor
 from eqbench.check.random_phase import prepare_random_phase
 from eqbench.groups import E3, SO3, Symmetric
 from eqbench.inputs import PointCloudInputs
@@ -27,6 +30,14 @@ E3_SN = E3() * Symmetric()
 
 def clouds(seed: int, batch: int = 3, points: int = 7) -> torch.Tensor:
     return torch.randn(batch, points, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def masked_clouds(batch: int = 3, points: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Point clouds with per-point features and a mask that pads the last point of every other cloud."""
+    generator = torch.Generator().manual_seed(7)
+    mask = torch.ones(batch, points, dtype=torch.bool)
+    mask[::2, -1] = False
+    return torch.randn(batch, points, 3, generator=generator), torch.randn(batch, points, 2, generator=generator), mask
 
 
 def pca_frame_vector(pos: torch.Tensor) -> torch.Tensor:
@@ -111,3 +122,48 @@ def test_each_searched_input_meets_twice_the_random_phase_s_elements_unless_told
     assert default.verdict is narrow.verdict is Verdict.EXACT
     with pytest.raises(ValueError, match="search_elements"):
         check_equivariance(model, E3_SN, inputs, inputs.action, Invariant(), search_elements=0, **common)
+
+
+def test_a_twin_s_errors_read_against_the_check_s_scales_are_those_of_the_rescaled_full_table() -> None:
+    """``sample_errors`` (no own scales, no ratios) gives ``case_errors(...).table.rescaled(scales).rel``, bit for bit."""
+    setup = CheckSetup(None, E3_SN, Tuple(Points(), Scalars(), Mask()), Tuple(Vectors(), Scalars(), Mask()))
+    phase = prepare_random_phase(masked_clouds(), E3_SN, setup.in_action, n_inputs=3, n_elements=4, exhaustive=None, seed=1)
+    rows = phase.batch * (1 + phase.per_input)
+    generator = torch.Generator().manual_seed(2)
+    outputs = (torch.randn(rows, 5, 3, generator=generator, dtype=torch.float64),
+               torch.randn(rows, 5, 2, generator=generator, dtype=torch.float64), phase.stacked[2])
+    scales = [0.5, 3.0, 1.0]
+    table = case_errors(setup, phase.stacked, outputs, phase.g, phase.owner, phase.batch).table
+    light = sample_errors(setup, phase.stacked, outputs, phase.g, phase.owner, phase.batch, scales)
+    assert torch.equal(light, table.rescaled(scales).rel)
+    assert not torch.equal(light, table.rel)  # negative control: the table's own scales give other numbers
+
+
+def test_the_error_summary_read_in_one_pass_matches_each_column_s_own_reductions() -> None:
+    generator = torch.Generator().manual_seed(3)
+    leaves = [
+        LeafErrors(name, *(torch.rand(6, generator=generator, dtype=torch.float64) for _ in range(3)), scale=float(k + 1))
+        for k, name in enumerate(("a", "b", "c"))
+    ]
+    for table in (ErrorTable(leaves[:1]), ErrorTable(leaves)):
+        per_output, (max_rel, mean_rel, max_abs, mean_abs) = table.summary()
+        assert (max_rel, mean_rel, max_abs, mean_abs) == (
+            float(table.rel.max()), float(table.rel.mean()), float(table.abs.max()), float(table.abs.mean())
+        )
+        for leaf in table.leaves:
+            summary = per_output[leaf.name]
+            assert (summary.max_rel_error, summary.mean_rel_error, summary.max_abs_error, summary.mean_abs_error) == (
+                float(leaf.rel.max()), float(leaf.rel.mean()), float(leaf.abs.max()), float(leaf.abs.mean())
+            )
+            assert summary.max_sample_ratio == float(leaf.ratio.max()) and summary.scale == leaf.scale
+    assert ErrorTable(leaves).summary()[1][1] > float(leaves[0].rel.mean())  # the worst of three leaves per sample, not the first's
+
+
+def test_the_noise_floor_leaves_out_ill_posed_rows_and_reports_the_largest_gap() -> None:
+    """The floor read from the largest gap alone, and from the other rows when that one is above ILL_POSED_GAP."""
+    evaluation = CaseEvaluation(ErrorTable([]), None, None, base_rows=3)
+    setup = CheckSetup(None, None, Points(), Invariant())
+    for gaps, floor, row in (([1e-7, 3e-7, 2e-7], 3e-7, 1), ([1e-7, 0.5, 2e-7], 2e-7, 1), ([0.2, 0.5, 0.3], 0.0, 1)):
+        twin = TwinPass(None, torch.tensor(gaps + [9.0], dtype=torch.float64))  # the transformed row is not an input
+        found = noise_floor(setup, evaluation, twin)
+        assert (found.value, found.gap, found.gap_row) == (floor, max(gaps), row)

@@ -103,3 +103,32 @@ def test_the_global_random_states_are_restored_whenever_the_first_probe_moved_th
         after = np.random.get_state()
         assert np.array_equal(after[1], numpy_state[1]) and after[2] == numpy_state[2]
         assert tracker.moves_global_random is moves  # found on the first probe
+
+
+class ModeSpy(torch.nn.Module):
+    """An invariant of images with dropout inside, that records whether each call ran in training mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.5))
+        self.modes: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.modes.append(self.training or self.inner[1].training)
+        return self.inner(x).sum(dim=1, keepdim=True)
+
+
+@pytest.mark.parametrize(("training", "dropout_training"), [(True, True), (False, False), (False, True)], ids=["train", "eval", "mixed"])
+def test_the_probe_runs_in_eval_mode_and_leaves_the_model_s_mode_as_it_found_it(training, dropout_training):
+    """A model in eval mode throughout is probed as it is; any submodule in training mode puts the whole model in eval mode."""
+    from eqbench.groups.names import group_from_name
+
+    tracker = EquivarianceTracker(group_from_name("C4"), torch.randn(2, 1, 6, 6), *task_actions("digits-rot"), torch.device("cpu"))
+    model = ModeSpy().train(training)
+    model.inner[1].train(dropout_training)  # "mixed": the root in eval mode, its dropout not
+    for _ in range(2):
+        row = tracker.measure(model, 1.0)
+        assert row["equivariance_verdict"] == "exact"  # dropout off: a sum of pixels is rotation invariant
+        assert model.modes and not any(model.modes)
+        assert all(module.training is training for module in model.modules())
+        model.modes.clear()

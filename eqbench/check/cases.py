@@ -15,6 +15,7 @@ A *case batch* is ``B`` inputs ``x`` (float64) and ``R`` group elements ``g_r``,
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -25,7 +26,7 @@ from torch import Tensor
 from eqbench.actions.base import Action, DataError
 from eqbench.actions.composite import Composite
 from eqbench.check.forward import ModelFailure, TwinModel, evaluate
-from eqbench.check.metrics import ErrorTable, error_table, output_gaps
+from eqbench.check.metrics import ErrorTable, error_table, output_gaps, relative_errors
 from eqbench.groups.base import Group
 from eqbench.groups.element import Element
 from eqbench.inputs.base import InputGenerator, InputStructure
@@ -105,7 +106,7 @@ def forward(model: Callable[..., Any], setup: CheckSetup, x: Any, dtype: torch.d
     input numbers. Raises :class:`~eqbench.check.forward.ModelFailure`.
     """
     rows = setup.in_action.batch_size(x)
-    per_row = max(1, sum(leaf.tensor[0].numel() for leaf in setup.in_action.leaves(x)))
+    per_row = max(1, sum(math.prod(leaf.tensor.shape[1:]) for leaf in setup.in_action.leaves(x)))
     chunk = max(1, CHUNK_VALUES // per_row)
     outputs = []
     for start in range(0, rows, chunk):
@@ -117,6 +118,8 @@ def forward(model: Callable[..., Any], setup: CheckSetup, x: Any, dtype: torch.d
 
 
 def _to_cpu_float64(t: Tensor) -> Tensor:
+    if t.is_cpu and t.dtype == torch.float64:  # a float64 twin's output (``to`` would return it too, at some cost)
+        return t
     return t.to(device="cpu", dtype=torch.float64) if t.is_floating_point() else t.cpu()
 
 
@@ -143,12 +146,7 @@ def evaluate_cases(
 def case_errors(setup: CheckSetup, stacked: Any, outputs: Any, g: Element, owner: Tensor, base_rows: int) -> CaseEvaluation:
     """The errors of a case batch from its stacked float64 inputs and the model's float64 outputs on them (step 3)."""
     out_action = setup.out_action
-    fx = out_action.index(outputs, slice(0, base_rows))
-    try:
-        gfx = out_action.apply(g, out_action.index(fx, owner))
-    except DataError as error:
-        raise ModelFailure("output", f"the model output cannot carry the declared output action: {error}") from None
-    fgx = out_action.index(outputs, slice(base_rows, None))
+    fx, gfx, fgx = _compared_outputs(out_action, outputs, g, owner, base_rows)
     mask = setup.in_action.point_mask(stacked)
     table = error_table(
         out_action.leaves(fgx),
@@ -158,6 +156,30 @@ def case_errors(setup: CheckSetup, stacked: Any, outputs: Any, g: Element, owner
         None if mask is None else mask[:base_rows],
     )
     return CaseEvaluation(table, stacked, outputs, base_rows)
+
+
+def sample_errors(
+    setup: CheckSetup, stacked: Any, outputs: Any, g: Element, owner: Tensor, base_rows: int, scales: list[float]
+) -> Tensor:
+    """``(R,)`` the samples' relative errors against given output scales: ``case_errors(...).table.rescaled(scales).rel``.
+
+    For outputs judged by another evaluation's scales (a twin's, by the check's), without the
+    table's own scales and ratios.
+    """
+    out_action = setup.out_action
+    _, gfx, fgx = _compared_outputs(out_action, outputs, g, owner, base_rows)
+    mask = setup.in_action.point_mask(stacked)
+    return relative_errors(out_action.leaves(fgx), out_action.leaves(gfx), None if mask is None else mask[base_rows:], scales)
+
+
+def _compared_outputs(out_action: Action, outputs: Any, g: Element, owner: Tensor, base_rows: int) -> tuple[Any, Any, Any]:
+    """``(f(x), g.f(x_owner), f(g.x_owner))`` from the outputs of the stacked rows ``[x; g.x_owner]``."""
+    fx = out_action.index(outputs, slice(0, base_rows))
+    try:
+        gfx = out_action.apply(g, out_action.index(fx, owner))
+    except DataError as error:
+        raise ModelFailure("output", f"the model output cannot carry the declared output action: {error}") from None
+    return fx, gfx, out_action.index(outputs, slice(base_rows, None))
 
 
 @dataclass(frozen=True)

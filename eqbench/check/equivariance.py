@@ -161,7 +161,7 @@ def check_equivariance(
     except ModelFailure as failure:
         result.message = f"model failed on the random phase's inputs: {failure}"
         return _finish(result, start)
-    rel, absolute = table.rel, table.abs
+    rel = table.rel
     random_unexplained = judgement.unexplained_error(rel)
     worst = judgement.worst(rel)
 
@@ -178,14 +178,11 @@ def check_equivariance(
             anchor=random_worst() if failing else None,
         )
 
-    result.per_output = {leaf.name: leaf.summary() for leaf in table.leaves}
+    result.per_output, (max_rel, result.mean_rel_error, max_abs, result.mean_abs_error) = table.summary()
     for leaf_name, (leaf_rel, leaf_abs) in search.per_output.items():
         summary = result.per_output[leaf_name]
         summary.max_rel_error = max(summary.max_rel_error, leaf_rel)
         summary.max_abs_error = max(summary.max_abs_error, leaf_abs)
-    max_rel, result.mean_rel_error, max_abs, result.mean_abs_error = torch.stack(
-        [rel.max(), rel.mean(), absolute.max(), absolute.mean()]
-    ).tolist()
     result.max_rel_error = max(max_rel, search.max_rel_error)
     result.max_abs_error = max(max_abs, search.max_abs_error)
     result.unexplained_error = max(random_unexplained, search.unexplained_error)

@@ -16,12 +16,14 @@ import copy
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from eqbench.actions.base import Action, DataError
+from eqbench.actions.composite import Composite
 
 LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -74,29 +76,56 @@ def evaluate(model: Callable[..., Any], x: Any, in_action: Action, out_action: A
         out_action.validate(out, where="model output")
     except DataError as error:
         raise ModelFailure("output", f"bad model output: {error}") from None
-    for leaf in out_action.leaves(out):
+    finite_checked = validate_rejects_non_finite(out_action)
+    leaves = out_action.leaves(out)
+    for leaf in leaves:
         if leaf.tensor.shape[0] != rows:
             raise ModelFailure(
                 "output",
                 f"model output {leaf.name or '<value>'} has batch {leaf.tensor.shape[0]} for {rows} inputs "
                 "(the batch axis must hold independent items)",
             )
-        if leaf.tensor.is_floating_point() and not bool(torch.isfinite(leaf.tensor).all()):
+        if not finite_checked and leaf.tensor.is_floating_point() and not bool(torch.isfinite(leaf.tensor).all()):
             raise ModelFailure("output", f"model output {leaf.name or '<value>'} contains NaN or Inf")
     if isinstance(model, TwinModel) and model.dtype == torch.float64:
-        low = [leaf.name or "<value>" for leaf in out_action.leaves(out) if leaf.tensor.dtype in LOW_PRECISION]
+        low = [leaf.name or "<value>" for leaf in leaves if leaf.tensor.dtype in LOW_PRECISION]
         if low:
             raise ModelFailure("precision", f"model output {', '.join(low)} stays below float64 precision on float64 inputs")
     return out
 
 
+def validate_rejects_non_finite(action: Action) -> bool:
+    """Whether ``action.validate`` already rejects NaN and Inf in every floating tensor of a value.
+
+    eqbench's own actions do: those of floating fields call
+    :func:`~eqbench.actions.checks.require_finite`, the others (masks, edge indices) refuse floating
+    dtypes, and a composite validates each field with that field's action. An action whose
+    ``validate`` is defined elsewhere (a plugin's) may not, so :func:`evaluate` checks its
+    floating outputs itself.
+    """
+    if not type(action).validate.__module__.startswith("eqbench.actions."):
+        return False
+    return all(validate_rejects_non_finite(field) for field in action.fields.values()) if isinstance(action, Composite) else True
+
+
 #: Copies of checked modules in another dtype, kept while the module lives and its tensors are unchanged.
-_TWINS: weakref.WeakKeyDictionary[nn.Module, dict[torch.dtype, tuple[tuple, nn.Module]]] = weakref.WeakKeyDictionary()
+_TWINS: weakref.WeakKeyDictionary[nn.Module, dict[torch.dtype, _Twin]] = weakref.WeakKeyDictionary()
 
 
-def _tensor_state(module: nn.Module) -> tuple:
+@dataclass
+class _Twin:
+    """A cached dtype copy: the checked module's :func:`_tensor_state` when it was made or last
+    refreshed, the copy, and the copy's parameters and buffers (in :func:`_named_tensors` order,
+    gathered once: nothing but :func:`_refresh` changes the private copy)."""
+
+    state: tuple
+    module: nn.Module
+    tensors: list[torch.Tensor]
+
+
+def _tensor_state(named: list[tuple[str, torch.Tensor]]) -> tuple:
     """Identity and in-place version of every parameter and buffer: changes when training updates them."""
-    return tuple((name, t.data_ptr(), _version(t), t.dtype, tuple(t.shape)) for name, t in _named_tensors(module))
+    return tuple((name, t.data_ptr(), _version(t), t.dtype, tuple(t.shape)) for name, t in named)
 
 
 def _version(t: torch.Tensor) -> int:
@@ -118,17 +147,18 @@ def dtype_copy(module: nn.Module, dtype: torch.dtype) -> nn.Module:
     training-time tracking needs after every epoch). A module whose tensors were replaced
     (other storage, shape or dtype) is copied anew. Writes through ``.data`` are not seen.
     """
-    state = _tensor_state(module)
+    named = _named_tensors(module)
+    state = _tensor_state(named)
     copies = _TWINS.setdefault(module, {})
     cached = copies.get(dtype)
-    if cached is not None and cached[0] == state:
-        return cached[1]
-    if cached is not None and _same_storage(cached[0], state):
-        _refresh(cached[1], module)
-        copies[dtype] = (state, cached[1])
-        return cached[1]
+    if cached is not None and cached.state == state:
+        return cached.module
+    if cached is not None and _same_storage(cached.state, state):
+        _refresh(cached.tensors, [t for _, t in named])
+        cached.state = state
+        return cached.module
     twin = cast_model(copy.deepcopy(module), dtype)
-    copies[dtype] = (state, twin)
+    copies[dtype] = _Twin(state, twin, [t for _, t in _named_tensors(twin)])
     return twin
 
 
@@ -137,10 +167,10 @@ def _same_storage(old: tuple, new: tuple) -> bool:
     return len(old) == len(new) and all(a[:2] == b[:2] and a[3:] == b[3:] for a, b in zip(old, new))
 
 
-def _refresh(twin: nn.Module, module: nn.Module) -> None:
-    """Copy ``module``'s parameter and buffer values into its twin (same names), cast to the twin's dtypes."""
+def _refresh(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
+    """Copy a module's parameter and buffer values into its twin's (same order), cast to the twin's dtypes."""
     with torch.no_grad():
-        for (_, target), (_, source) in zip(_named_tensors(twin), _named_tensors(module)):
+        for target, source in zip(targets, sources):
             target.copy_(source)
 
 

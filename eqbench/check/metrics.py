@@ -47,7 +47,7 @@ def masked(t: Tensor, mask: Tensor | None, per_point: bool) -> Tensor:
 
 def row_norms(t: Tensor) -> Tensor:
     """``(R,)`` L2 norm of each row over all non-batch axes."""
-    return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
+    return torch.linalg.vector_norm(t if t.dim() == 2 else t.reshape(t.shape[0], -1), dim=1)
 
 
 @dataclass
@@ -69,10 +69,6 @@ class LeafErrors:
             return self
         return LeafErrors(self.name, self.abs, self.abs / (scale + TINY), self.ratio, scale, self.square_sum, self.rows)
 
-    def summary(self) -> OutputErrors:
-        numbers = torch.stack([self.rel.max(), self.rel.mean(), self.abs.max(), self.abs.mean(), self.ratio.max()]).tolist()
-        return OutputErrors(self.name, *numbers, scale=self.scale)
-
 
 def leaf_errors(fgx: Leaf, gfx: Leaf, fx: Leaf, mask: Tensor | None, base_mask: Tensor | None) -> LeafErrors:
     """Errors of one leaf: ``fgx``/``gfx`` hold the R samples, ``fx`` the outputs on the inputs.
@@ -80,16 +76,9 @@ def leaf_errors(fgx: Leaf, gfx: Leaf, fx: Leaf, mask: Tensor | None, base_mask: 
     ``mask`` is the ``(R, N)`` point mask of the transformed inputs, ``base_mask`` that of
     the inputs (both ``None`` without a mask).
     """
-    name = fgx.name or "<value>"
-    if fgx.tensor.shape != gfx.tensor.shape:
-        raise ModelFailure(
-            "output",
-            f"model output {name} has shape {tuple(fgx.tensor.shape)} on transformed inputs but the "
-            f"transformed output has shape {tuple(gfx.tensor.shape)}",
-        )
+    name = _same_shape(fgx, gfx)
     if exactly_compared(fgx):
-        differ = masked(fgx.tensor != gfx.tensor, mask, fgx.per_point).reshape(fgx.tensor.shape[0], -1)
-        count = differ.sum(dim=1).to(torch.float64)
+        count = _differing(fgx, gfx, mask)
         wrong = (count > 0).to(torch.float64)
         return LeafErrors(name, count, wrong, wrong, 1.0)
     a = masked(fgx.tensor, mask, fgx.per_point)
@@ -107,6 +96,42 @@ def leaf_errors(fgx: Leaf, gfx: Leaf, fx: Leaf, mask: Tensor | None, base_mask: 
         square_sum=square_sum,
         rows=outputs.numel(),
     )
+
+
+def relative_errors(fgx: list[Leaf], gfx: list[Leaf], mask: Tensor | None, scales: list[float]) -> Tensor:
+    """``(R,)`` per sample, the worst relative error over the leaves, relative to given output scales (one per leaf).
+
+    The ``rel`` column of ``error_table(fgx, gfx, ...).rescaled(scales)``, without the table's own
+    scales, ratios and absolute columns: what a twin's re-evaluation is judged by (the check's scales).
+    """
+    if not fgx:
+        raise ModelFailure("output", "model output has no tensors")
+    columns = []
+    for a, b, scale in zip(fgx, gfx, scales):
+        _same_shape(a, b)
+        if exactly_compared(a):
+            columns.append((_differing(a, b, mask) > 0).to(torch.float64))
+        else:
+            columns.append(row_norms(masked(a.tensor, mask, a.per_point) - masked(b.tensor, mask, a.per_point)) / (scale + TINY))
+    return _worst(columns)
+
+
+def _same_shape(fgx: Leaf, gfx: Leaf) -> str:
+    """The leaf's name, once its outputs on the transformed inputs and the transformed outputs have one shape."""
+    name = fgx.name or "<value>"
+    if fgx.tensor.shape != gfx.tensor.shape:
+        raise ModelFailure(
+            "output",
+            f"model output {name} has shape {tuple(fgx.tensor.shape)} on transformed inputs but the "
+            f"transformed output has shape {tuple(gfx.tensor.shape)}",
+        )
+    return name
+
+
+def _differing(fgx: Leaf, gfx: Leaf, mask: Tensor | None) -> Tensor:
+    """``(R,)`` float64 number of entries of an exactly compared leaf that differ between the two outputs."""
+    differ = masked(fgx.tensor != gfx.tensor, mask, fgx.per_point).reshape(fgx.tensor.shape[0], -1)
+    return differ.sum(dim=1).to(torch.float64)
 
 
 def exactly_compared(leaf: Leaf) -> bool:
@@ -142,11 +167,28 @@ class ErrorTable:
     @functools.cached_property
     def rel(self) -> Tensor:
         """``(R,)`` worst scale-adjusted relative error of each sample over the leaves."""
-        return torch.stack([leaf.rel for leaf in self.leaves]).amax(dim=0)
+        return _worst([leaf.rel for leaf in self.leaves])
 
     @functools.cached_property
     def abs(self) -> Tensor:
-        return torch.stack([leaf.abs for leaf in self.leaves]).amax(dim=0)
+        return _worst([leaf.abs for leaf in self.leaves])
+
+    def summary(self) -> tuple[dict[str, OutputErrors], tuple[float, float, float, float]]:
+        """Each leaf's :class:`OutputErrors`, and the max and mean of :attr:`rel` and of :attr:`abs`
+        (``(max_rel, mean_rel, max_abs, mean_abs)``), read in one synchronisation."""
+        columns = [column for leaf in self.leaves for column in (leaf.rel, leaf.abs, leaf.ratio)]
+        if len(self.leaves) > 1:  # one leaf's columns are the table's
+            columns += [self.rel, self.abs]
+        stacked = torch.stack(columns)
+        largest, mean = torch.stack([stacked.amax(dim=1), stacked.mean(dim=1)]).tolist()
+        per_output = {
+            leaf.name: OutputErrors(
+                leaf.name, largest[3 * i], mean[3 * i], largest[3 * i + 1], mean[3 * i + 1], largest[3 * i + 2], scale=leaf.scale
+            )
+            for i, leaf in enumerate(self.leaves)
+        }
+        table = 3 * len(self.leaves) if len(self.leaves) > 1 else 0
+        return per_output, (largest[table], mean[table], largest[table + 1], mean[table + 1])
 
     @property
     def scales(self) -> list[float]:
@@ -175,6 +217,11 @@ class ErrorTable:
         flat = int(torch.argmax(rel))
         leaf, sample = divmod(flat, rel.shape[1])
         return sample, self.leaves[leaf].name
+
+
+def _worst(columns: list[Tensor]) -> Tensor:
+    """The elementwise maximum of same-shaped columns (the column itself when there is one)."""
+    return columns[0] if len(columns) == 1 else torch.stack(columns).amax(dim=0)
 
 
 def error_table(fgx: list[Leaf], gfx: list[Leaf], fx: list[Leaf], mask: Tensor | None, base_mask: Tensor | None) -> ErrorTable:

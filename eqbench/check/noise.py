@@ -100,8 +100,10 @@ def noise_floor(setup: CheckSetup, evaluation: CaseEvaluation, twin_pass: TwinPa
     problem = twin.problem
     if method == "batch-order":
         return NoiseFloor(factor * float(gaps.max()), method, problem)
-    # rows whose gap is above ILL_POSED_GAP are findings, not rounding: the floor is the largest other gap
-    rounding = torch.where(gaps > ILL_POSED_GAP, torch.zeros_like(gaps), gaps).max()
     largest, worst_row = gaps.max(dim=0)
-    floor, gap, row = torch.stack([rounding, largest, worst_row.to(gaps.dtype)]).tolist()
-    return NoiseFloor(factor * floor, method, problem, gap, int(row))
+    gap, row = float(largest), int(worst_row)
+    floor = gap
+    if not gap <= ILL_POSED_GAP:
+        # rows whose gap is above ILL_POSED_GAP are findings, not rounding: the floor is the largest other gap
+        floor = float(torch.where(gaps > ILL_POSED_GAP, torch.zeros_like(gaps), gaps).max())
+    return NoiseFloor(factor * floor, method, problem, gap, row)

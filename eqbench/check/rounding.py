@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from eqbench.check.cases import CaseEvaluation, CheckSetup, TwinPass, case_errors, forward
+from eqbench.check.cases import CaseEvaluation, CheckSetup, TwinPass, case_errors, forward, sample_errors
 from eqbench.check.forward import ModelFailure
 from eqbench.check.metrics import ErrorTable, output_gaps
 from eqbench.check.verdict import REEVALUATED_FIRST, shrinks_with_precision
@@ -49,13 +49,16 @@ class Judgement:
         """The worst sample: the largest error among the unexplained ones, else the largest error."""
         if self.below_threshold:
             return int(rel.argmax())
-        return int(torch.where(self.unexplained, rel + float(rel.max()) + 1.0, rel).argmax())
+        return int(torch.where(self.unexplained, rel + rel.max() + 1.0, rel).argmax())
 
     def unexplained_error(self, rel: Tensor) -> float:
-        """The largest error of an unexplained sample (0 when every sample is rounding)."""
+        """The largest error of an unexplained sample (0 when every sample is rounding).
+
+        Only samples above ``T_exact > 0`` are ever unexplained, so zeroing the others leaves that maximum.
+        """
         if self.below_threshold:
             return 0.0
-        return float(rel[self.unexplained].max()) if bool(self.unexplained.any()) else 0.0
+        return float(torch.where(self.unexplained, rel, 0.0).max())
 
 
 def judge_samples(
@@ -124,9 +127,9 @@ def judge_samples(
             low, high, low_rounding, thresholds, setup.low_dtype, checked_low=setup.dtype != torch.float64
         )
         judgement.unexplained[batch] = ~rounding
-        worst = int(gaps.argmax())
-        if float(gaps[worst]) > judgement.gap:
-            judgement.gap, judgement.gap_sample = float(gaps[worst]), int(batch[worst])
+        largest_gap, worst = gaps.max(dim=0)
+        if float(largest_gap) > judgement.gap:
+            judgement.gap, judgement.gap_sample = float(largest_gap), int(batch[worst])
         if not bool(rounding.all()):
             judgement.unexplained[above[stop:]] = True
             break
@@ -155,9 +158,9 @@ def _every_sample(
     setup: CheckSetup, checked: CaseEvaluation, g: Element, owner: Tensor, table: ErrorTable, twin: TwinPass
 ) -> tuple[Tensor, Tensor]:
     """What :func:`_reevaluate` and :func:`_gaps` give, for every sample at once, read from ``twin``."""
-    other = case_errors(setup, checked.stacked, twin.outputs, g, owner, checked.base_rows)
+    other = sample_errors(setup, checked.stacked, twin.outputs, g, owner, checked.base_rows, table.scales)
     base, transformed = twin.row_gaps[: checked.base_rows], twin.row_gaps[checked.base_rows :]
-    return other.table.rescaled(table.scales).rel, torch.maximum(transformed, base[owner])
+    return other, torch.maximum(transformed, base[owner])
 
 
 def _gaps(

@@ -105,14 +105,16 @@ class EquivarianceTracker:
         devices = [self.device] if self.device.type == "cuda" else []
         try:
             with torch.random.fork_rng(devices=devices):
-                model.eval()
+                if any(module.training for module in model.modules()):  # the trainer's evaluation leaves it in eval mode
+                    model.eval()
                 result = check_equivariance(
                     model, self.group, self.probe, self.in_action, self.out_action,
                     seed=self.seed, n_elements=self.n_elements, search_examples=0, device=self.device,
                     counterexamples=False, repeat_check=not self.probed, twin_rows="all",
                 )
         finally:
-            model.train(was_training)
+            if was_training:  # eval() has left every submodule in eval mode already otherwise
+                model.train()
             if guarded:
                 if not self.probed:
                     self.moves_global_random = random.getstate() != python_state or not _same_numpy_state(
