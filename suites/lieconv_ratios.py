@@ -42,13 +42,16 @@ per call (with 2 threads it includes OpenMP's spinning at barriers).
 from its resident set after the warm-ups: Python, torch, the model, the batch and the passes
 (the recipe's measure). Our child is :mod:`suites.lieconv_ours`, which imports only torch and
 :mod:`eqbench.models.lieconv`. The peak includes what the imports hold (0.230 GB for torch
-alone, 0.237 GB in our child, 0.39 GB for torch and the reference with olive-oil-ml), which
-bounds the ratio from below on small workloads: QM9 at ``k = 256`` peaks at about 0.50 GB in
-the reference, so half of it leaves ours about 0.013 GB above its imports for its parameters
-(2.5 MB), the pages of torch's library its operations touch in the first passes (about 11 MB,
-the mandatory training pass included) and its tensors; it measured 0.262 GB (0.025 GB above
-the imports: 0.52 of the reference), down from 0.286 GB. The run measures that floor live (a fresh
-interpreter that imports torch alone) and prints it as a share of each reference peak. The second table gives the peak above
+alone, 0.235 GB in our child, 0.39 GB for torch and the reference with olive-oil-ml), which
+bounds the ratio from below on small workloads. QM9 at ``k = 256`` peaks at about 0.50 GB in
+the reference. Our child's smaps (``/proc/self/smaps_rollup``) after its imports: 224 MiB; the
+pages of torch's library that building the network and its passes touch (file-backed, clean):
+12.4 MiB more; the parameters: 2.3 MiB. Those three alone are 239 MiB = 0.250 GB, half the
+reference's peak, before any batch, activation or allocator cache: on this measure the ratio
+cannot go under 0.5 short of running on fewer of torch's pages; it measures 0.26 GB (0.53),
+down from 0.286 GB.
+The run measures the first part of that floor live (a fresh interpreter that imports torch
+alone) and prints it as a share of each reference peak. The second table gives the peak above
 the resident set after the imports (what the network, its batch and its passes added). GB are 10^9 bytes. (The stored reference peaks of ../shared/ANCHORS.md were written as
 MiB / 1000, e.g. "2.3 GB" for 2,300 MiB = 2.41 GB; they are converted here.)
 
