@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from eqbench.check.cases import CaseEvaluation, CheckSetup, TwinPass, case_errors, forward, sample_errors
+from eqbench.check.cases import CaseEvaluation, CheckSetup, TwinPass, forward, sample_errors
 from eqbench.check.forward import ModelFailure
 from eqbench.check.metrics import ErrorTable, output_gaps
 from eqbench.check.verdict import REEVALUATED_FIRST, shrinks_with_precision
@@ -98,11 +99,12 @@ def judge_samples(
 
         def other_precision(batch: Tensor) -> tuple[Tensor, Tensor]:
             """The samples' errors in the other precision and the model's own gaps between the precisions."""
-            other = _reevaluate(setup, g, owner, batch, table, evaluation)
-            return other.table.rel, _gaps(setup, evaluation, other, owner, batch, table)
+            return _reevaluate(setup, g, owner, batch, table, evaluation)
 
     else:  # every sample's other-precision error and gap at once, read per batch below
-        every_rel, every_gap = _every_sample(setup, evaluation, g, owner, table, twin_pass)
+        every_rel, every_gap = _other_precision(
+            setup, evaluation.stacked, twin_pass.outputs, twin_pass.row_gaps, g, owner, evaluation.base_rows, table.scales
+        )
 
         def other_precision(batch: Tensor) -> tuple[Tensor, Tensor]:
             return every_rel[batch], every_gap[batch]
@@ -139,39 +141,31 @@ def judge_samples(
 
 def _reevaluate(
     setup: CheckSetup, g: Element, owner: Tensor, batch: Tensor, table: ErrorTable, checked: CaseEvaluation
-) -> CaseEvaluation:
-    """The samples ``batch`` evaluated by the twin, errors relative to ``table``'s scales.
+) -> tuple[Tensor, Tensor]:
+    """The samples ``batch`` evaluated by the twin: their errors relative to ``table``'s scales, and their gaps.
 
-    The twin gets the very float64 rows the checked pass got (``checked.stacked``: the inputs, then
-    the samples' transformed inputs), not a second transformation of them.
+    The twin gets the very float64 rows the checked pass got (``checked.stacked``: the samples'
+    inputs, then their transformed inputs), not a second transformation of them; each row's gap
+    is the model's own difference between the two precisions on it.
     """
     inputs, local_owner = torch.unique(owner[batch], return_inverse=True)
-    stacked = setup.in_action.index(checked.stacked, torch.cat([inputs, checked.base_rows + batch]))
+    rows = torch.cat([inputs, checked.base_rows + batch])
+    stacked = setup.in_action.index(checked.stacked, rows)
     twin = setup.other_model
     other = forward(twin, setup, stacked, twin.dtype)
-    evaluation = case_errors(setup, stacked, other, g.index(batch), local_owner, inputs.numel())
-    evaluation.table = evaluation.table.rescaled(table.scales)
-    return evaluation
+    mine = setup.out_action.index(checked.outputs, rows)
+    row_gaps = output_gaps(setup.out_action, mine, other, setup.in_action.point_mask(stacked), table.scales)
+    return _other_precision(setup, stacked, other, row_gaps, g.index(batch), local_owner, inputs.numel(), table.scales)
 
 
-def _every_sample(
-    setup: CheckSetup, checked: CaseEvaluation, g: Element, owner: Tensor, table: ErrorTable, twin: TwinPass
+def _other_precision(
+    setup: CheckSetup, stacked: Any, outputs: Any, row_gaps: Tensor, g: Element, owner: Tensor, base_rows: int, scales: list[float]
 ) -> tuple[Tensor, Tensor]:
-    """What :func:`_reevaluate` and :func:`_gaps` give, for every sample at once, read from ``twin``."""
-    other = sample_errors(setup, checked.stacked, twin.outputs, g, owner, checked.base_rows, table.scales)
-    base, transformed = twin.row_gaps[: checked.base_rows], twin.row_gaps[checked.base_rows :]
-    return other, torch.maximum(transformed, base[owner])
+    """``(R,)`` each sample's error in the twin's precision and its gap, from the twin's ``outputs`` on ``stacked``.
 
-
-def _gaps(
-    setup: CheckSetup, checked: CaseEvaluation, other: CaseEvaluation, owner: Tensor, batch: Tensor, table: ErrorTable
-) -> Tensor:
-    """``(len(batch),)`` the model's own gap between the two precisions on each sample's input and transformed input."""
-    in_action, out_action = setup.in_action, setup.out_action
-    inputs, local_owner = torch.unique(owner[batch], return_inverse=True)
-    # rows of the checked pass matching the twin's stacked rows [x_inputs; g_batch . x]
-    rows = torch.cat([inputs, checked.base_rows + batch])
-    mine = out_action.index(checked.outputs, rows)
-    gaps = output_gaps(out_action, mine, other.outputs, in_action.point_mask(other.stacked), table.scales)
-    base, transformed = gaps[: inputs.numel()], gaps[inputs.numel() :]
-    return torch.maximum(transformed, base[local_owner])
+    ``stacked`` is ``[x; g_r . x_{owner[r]}]`` (``base_rows`` inputs first) and ``row_gaps`` each
+    row's gap between the precisions; a sample's gap is the larger of its input's and its
+    transformed input's.
+    """
+    errors = sample_errors(setup, stacked, outputs, g, owner, base_rows, scales)
+    return errors, torch.maximum(row_gaps[base_rows:], row_gaps[:base_rows][owner])
