@@ -3,11 +3,12 @@
     python -m suites.probe_time [--models mlp cnn] [--repeats 1000]
 
 For each model of the digits set-up of :mod:`suites.tracking_cost` (``digits-rot`` under C4,
-``small`` preset, one thread) it builds the run's data, model and tracker as the trainer does, puts the model in eval mode (as
-the trainer's evaluation leaves it) and times ``repeats`` probes, each after an in-place nudge of
-every parameter (as an optimiser step does, so that the float64 twin is refreshed every time, as
-after an epoch). Prints the median and the minimum in milliseconds. Right after a real epoch the
-probe runs slower (cold caches); :mod:`suites.tracking_cost` measures that share.
+``small`` preset, one thread) it builds the run's data, model and tracker as the trainer does,
+puts the model in eval mode (as the trainer's evaluation leaves it) and times ``repeats`` probes,
+each after an in-place nudge of every parameter (as an optimiser step does, so that the float64
+twin is refreshed every time, as after an epoch). Prints the median and the minimum in
+milliseconds. Right after a real epoch the probe runs slower (cold caches);
+:mod:`suites.tracking_cost` measures that share.
 """
 from __future__ import annotations
 
