@@ -244,6 +244,21 @@ def torch_alone_bytes() -> int:
     return int(completed.stdout.split()[-1])
 
 
+def floor_line(floor: int, results: dict[tuple[str, str, str], list[dict[str, float]]], names: list[str], live: bool, device: str) -> str:
+    """The report's line on the torch-alone ``floor`` (bytes): on a live CPU run, its share of each reference peak,
+    the bound under every ratio of the peak table."""
+    line = f"floor: a fresh interpreter that imports torch and nothing else holds {floor / 1e9:.3f} GB"
+    if device != "cpu":
+        return line + " of host memory (the peaks above are the GPU's, which it does not bound)"
+    if not live:
+        return line + ", under every peak of the table"
+    shares = ", ".join(
+        f"{name} {mode} {floor / statistics.median(r['peak'] for r in results[(name, mode, 'reference')]):.2f}"
+        for name in names for mode in MODES
+    )
+    return f"{line}, as a share of the reference's median peak: {shares}; no torch-based implementation can go below these ratios"
+
+
 def round_figures(result: dict[str, Any]) -> dict[str, float]:
     """A child's figures for one round: median seconds and CPU seconds of its timed calls, and bytes.
 
@@ -482,7 +497,6 @@ def main(argv: list[str] | None = None) -> int:
         results = measure_rounds(chosen, sides, args.rounds, calls, args.warmups, args.threads, batches, args.device, calibrate,
                                  lambda text: print(text, file=sys.stderr, flush=True))
     lines[0] += f", after {os.getloadavg()[0]:.2f}"
-    floor = torch_alone_bytes()
     memory_key = "device_peak" if args.device == "cuda" else "peak"
     time_table, time_ratios = comparison_table(results, names, live, "seconds")
     memory_table, memory_ratios = comparison_table(results, names, live, memory_key)
@@ -504,11 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         "", above_table, "",
         "resident set after the imports (median over the children): " + ", ".join(f"{side} {value / 1e9:.3f} GB" for side, value in imported.items()),
         "",
-        (f"floor: a fresh interpreter that imports torch and nothing else holds {floor / 1e9:.3f} GB, "
-         + ("as a share of the reference's median peak: " + ", ".join(
-             f"{name} {mode} {floor / statistics.median(r[memory_key] for r in results[(name, mode, 'reference')]):.2f}"
-             for name in names for mode in MODES) + "; no torch-based implementation can go below these ratios"
-            if live and args.device == "cpu" else "under every peak of the table")),
+        floor_line(torch_alone_bytes(), results, names, live, args.device),
         "",
         (f"targets met (median ratio <= {TARGET_RATIO}): time {met(time_ratios)}, peak memory {met(memory_ratios)}, "
          f"peak memory above the imports {met(above_ratios)}"),
